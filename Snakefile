@@ -1,0 +1,26 @@
+# umia: per-example membership inference attacks on machine unlearning.
+# Run `snakemake --workflow-profile profiles/default` (see README.md).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/unlearn.smk"
+include: "workflow/rules/attacks.smk"
+include: "workflow/rules/figures.smk"
+
+
+rule all:
+    input:
+        final_outputs(),
+    default_target: True
+
+
+onsuccess:
+    print(f"\numia: experiment '{config['experiment']}' finished.\n  tables:  {R}/tables/summary.csv, {R}/tables/per_example.parquet\n  figures: {R}/figures/\n  scores:  {R}/scores/")

@@ -1,0 +1,84 @@
+"""Per-model training time and test accuracy of each network on a half of the pool (25k for
+CIFAR-10), with the recipe of a config file; the same code path as the workflow's shard jobs.
+
+usage: python benchmarks/train_speed.py CONFIG.yaml [--data cifar10.npz] [--networks fastcnn resnet18]
+       [--repeats 2] [--set network.key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from umia import plan
+from umia.config import load_schema, resolve
+from umia.data import prepare
+from umia.score import score_model
+from umia.train import Recipe, Workbench, fit, test_accuracy
+
+ROOT = Path(__file__).resolve().parents[1]
+# Recipes for the networks a config does not train (the cifar10 config's commented ResNet-18 one).
+RESNET18 = dict(epochs=18, batch_size=512, lr=0.2, momentum=0.9, weight_decay=5e-4, label_smoothing=0.1,
+                warmup=0.15, flip=True, translate=4, width=64)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("config")
+    ap.add_argument("--data", help="local dataset copy (cifar10 .npz or Fashion-MNIST idx folder)")
+    ap.add_argument("--networks", nargs="+", default=None)
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
+    ap.add_argument("--epochs", type=float, default=None, help="override the recipe's epochs")
+    args = ap.parse_args()
+    cfg = yaml.safe_load(open(args.config))
+    if args.device:
+        cfg["device"] = args.device
+    if args.data:
+        cfg.setdefault("dataset", {})["path"] = args.data
+    cfg = resolve(cfg, load_schema(ROOT / "workflow/schemas/config.schema.yaml"))
+    with tempfile.TemporaryDirectory() as tmp:
+        prepare(cfg["dataset"], cfg["seed"], f"{tmp}/data.npz")
+        bench = Workbench(f"{tmp}/data.npz", None, cfg["device"], None)
+    dev = torch.cuda.get_device_name() if bench.device.type == "cuda" else "cpu"
+    print(f"device: {dev}; pool {bench.n_pool}, test {bench.n_test}")
+    rows = []
+    for net in args.networks or [cfg["network"]]:
+        recipe = dict(cfg["train"]) if net == cfg["network"] else dict(RESNET18)
+        if args.epochs:
+            recipe["epochs"] = args.epochs
+        rec = Recipe.from_mapping(recipe)
+        for r in range(args.repeats + 1):  # the first run warms up (cuDNN autotuning, allocator)
+            train, _ = bench.masks(cfg["seed"], r)
+            x, y = bench.x_pool[train], bench.y_pool[train]
+            if bench.device.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            model = bench.new_model(net, rec.width, plan.derive_seed(cfg["seed"], "init", r), x)
+            fit(bench, model, x, y, rec, bench.generator(r))
+            if bench.device.type == "cuda":
+                torch.cuda.synchronize()
+            t_train = time.perf_counter() - t0
+            acc = test_accuracy(bench, model)
+            t0 = time.perf_counter()
+            score_model(bench, model, cfg["views"])
+            t_score = time.perf_counter() - t0
+            tag = "warm-up" if r == 0 else "timed"
+            print(f"{net:9s} {tag:7s} n={len(y)} train {t_train:6.2f} s  test acc {acc:.4f}  "
+                  f"score {bench.n_pool + bench.n_test}x{len(cfg['views'])} {t_score:5.2f} s", flush=True)
+            if r:
+                rows.append((net, t_train, acc, t_score))
+    print("\nnetwork    train s/model   test accuracy   score s/model   (" + dev + ")")
+    for net in dict.fromkeys(r[0] for r in rows):
+        sel = [r for r in rows if r[0] == net]
+        n = len(sel)
+        print(f"{net:9s}  {sum(r[1] for r in sel) / n:12.2f}   {sum(r[2] for r in sel) / n:13.4f}   {sum(r[3] for r in sel) / n:13.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Configuration: schema validation with defaults, and the checks a schema cannot express.
+
+Kept free of heavy imports (no torch): the Snakefile imports it, and every SLURM job re-parses
+the Snakefile.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+CONTROLS = ("none", "retrain")
+# Unlearning methods the package implements; the controls are not in the config's method list.
+METHODS = ("finetune", "gradient_ascent", "neggrad_plus")
+# Networks that suit each dataset's image size.
+NETWORKS = {
+    "digits": ("mlp", "cnn"),
+    "fashion_mnist": ("mlp", "cnn", "fastcnn", "resnet18"),
+    "cifar10": ("mlp", "cnn", "fastcnn", "resnet18"),
+}
+DIGITS_SIZE = 1797  # sklearn.datasets.load_digits
+N_CLASSES = 10  # every dataset here has ten classes
+# Keys that change what a model or a score is. Their hash is stamped into every table, so a
+# table from another experiment is refused rather than mixed. n_models, methods and the rest can
+# change without invalidating finished work (that is how an experiment grows).
+RESULT_KEYS = ("seed", "dataset", "candidates", "views", "network", "train", "shard_size")
+
+
+class ConfigError(ValueError):
+    """A configuration problem, with a message naming the key and the fix."""
+
+
+def _path(error: jsonschema.ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _with_defaults(validator_class):
+    """A validator that fills in each property's default before validating it."""
+    validate_properties = validator_class.VALIDATORS["properties"]
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for name, sub in properties.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from validate_properties(validator, properties, instance, schema)
+
+    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+_Validator = _with_defaults(jsonschema.Draft7Validator)
+
+
+def load_schema(path: str | os.PathLike) -> dict:
+    with open(path) as f:
+        return yaml.safe_load(f)
+
+
+def _schema_message(error: jsonschema.ValidationError) -> str:
+    key = _path(error)
+    if error.validator == "additionalProperties":
+        return f"config: unknown key under '{key}': {error.message}; check the spelling against config/config.yaml"
+    if error.validator == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        return f"config key '{key}': {error.instance!r} is not one of: {allowed}"
+    if error.validator == "type":
+        return f"config key '{key}': {error.instance!r} must be of type {error.validator_value}"
+    if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
+        return (
+            f"config key '{key}': {error.instance!r} out of range; it must be "
+            f"{op[error.validator]} {error.validator_value}"
+        )
+    if error.validator == "pattern":
+        return f"config key '{key}': {error.instance!r} does not match {error.validator_value}"
+    return f"config key '{key}': {error.message}"
+
+
+def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
+    """Split ``name@key=value,key=value`` into the method name and its overrides."""
+    name, _, rest = spec.partition("@")
+    overrides: dict[str, Any] = {}
+    if rest:
+        for item in rest.split(","):
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise ConfigError(
+                    f"config key 'methods': {spec!r} has a malformed override {item!r}; "
+                    "write name@key=value,key=value"
+                )
+            overrides[key] = yaml.safe_load(value)
+    return name, overrides
+
+
+def method_settings(config: Mapping, spec: str) -> dict[str, Any]:
+    """The resolved settings of one entry of ``methods`` (defaults, then its overrides)."""
+    name, overrides = parse_method(spec)
+    settings = dict(config["unlearn"].get(name, {}))
+    settings.update(overrides)
+    return settings
+
+
+def resolve(config: Mapping, schema: Mapping) -> dict:
+    """Validate ``config`` against ``schema``, fill defaults, and check what a schema cannot.
+
+    Returns a new dict; raises ConfigError with a one-line message naming the key.
+    """
+    if not isinstance(config, Mapping):
+        raise ConfigError("config: the file must hold a YAML mapping of keys to values")
+    cfg = copy.deepcopy(dict(config))
+    errors = sorted(_Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise ConfigError(_schema_message(errors[0]))
+
+    n, k = cfg["n_models"], cfg["shard_size"]
+    if n % 2:
+        raise ConfigError(f"config key 'n_models': {n} is odd; it must be even (membership is balanced over pairs)")
+    if n % k:
+        raise ConfigError(
+            f"config key 'n_models': {n} is not a multiple of shard_size={k}; "
+            "choose n_models = m * shard_size"
+        )
+    ds = cfg["dataset"]
+    if cfg["network"] not in NETWORKS[ds["name"]]:
+        raise ConfigError(
+            f"config key 'network': {cfg['network']!r} does not fit dataset {ds['name']!r}; "
+            f"use one of {', '.join(NETWORKS[ds['name']])}"
+        )
+    if ds["path"] is not None and not Path(ds["path"]).exists():
+        raise ConfigError(f"config key 'dataset.path': {ds['path']} does not exist; fix the path or set it to null to download")
+    if ds["name"] == "digits" and ds["path"] is not None:
+        raise ConfigError("config key 'dataset.path': digits ships with scikit-learn; set it to null")
+    for spec in cfg["methods"]:
+        name, overrides = parse_method(spec)
+        if name in CONTROLS:
+            raise ConfigError(f"config key 'methods': {name!r} is a control and always runs; remove it from the list")
+        if name not in METHODS:
+            raise ConfigError(f"config key 'methods': unknown method {name!r}; known: {', '.join(METHODS)}")
+        known = set(schema["properties"]["unlearn"]["properties"][name]["properties"])
+        for key in overrides:
+            if key not in known:
+                raise ConfigError(
+                    f"config key 'methods': {spec!r} sets {key!r}, which {name} does not have; "
+                    f"it has {', '.join(sorted(known))}"
+                )
+    c, n_pool = cfg["candidates"], pool_size(ds)
+    if c["mode"] == "random" and c["size"] > n_pool // 2:
+        raise ConfigError(
+            f"config key 'candidates.size': {c['size']} candidates but the pool of {ds['name']} has "
+            f"{n_pool} examples and each model trains on half; lower it to at most {n_pool // 2}"
+        )
+    if c["mode"] == "class" and c["class"] >= N_CLASSES:
+        raise ConfigError(f"config key 'candidates.class': {c['class']} is not a class of {ds['name']} (0-{N_CLASSES - 1})")
+    if cfg["attacks"]["n_folds"] > n // 2:
+        raise ConfigError(
+            f"config key 'attacks.n_folds': {cfg['attacks']['n_folds']} folds need n_models >= "
+            f"{2 * cfg['attacks']['n_folds']}; lower n_folds or raise n_models"
+        )
+    return cfg
+
+
+def pool_size(dataset: Mapping) -> int:
+    """Size of the pool P (the training split) of a dataset, known without loading it."""
+    if dataset["name"] == "digits":
+        return DIGITS_SIZE - math.ceil(dataset["test_fraction"] * DIGITS_SIZE)
+    return {"fashion_mnist": 60_000, "cifar10": 50_000}[dataset["name"]]
+
+
+def config_hash(config: Mapping) -> str:
+    """A short hash of the keys that define what models and scores are (RESULT_KEYS)."""
+    part = {k: config[k] for k in RESULT_KEYS}
+    part["dataset"] = {k: v for k, v in part["dataset"].items() if k not in ("root", "path", "download")}
+    blob = json.dumps(part, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def method_hash(config: Mapping, spec: str) -> str:
+    """Hash of the experiment plus one method's resolved settings."""
+    blob = json.dumps([config_hash(config), spec, method_settings(config, spec)], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,104 @@
+"""Table schemas and file writing: the contracts between stages.
+
+Every table is Parquet with a fixed Arrow schema (defined once here) and the experiment's config
+hash in its metadata. Every file is written to a temporary name in the same folder and renamed,
+so a killed job never leaves a file that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+HASH_KEY = b"umia.config_hash"
+
+SCORES = pa.schema([
+    ("model_id", pa.int32()),
+    ("stage", pa.string()),  # original | retrain | unlearned
+    ("method", pa.string()),  # none (originals), retrain, or the unlearning method
+    ("example_id", pa.int64()),  # pool: 0..n_pool-1; test: n_pool..n_pool+n_test-1
+    ("split", pa.string()),  # pool | test
+    ("label", pa.int16()),
+    ("view", pa.string()),  # identity | mirror
+    ("phi", pa.float32()),  # log p_y - log sum_{j != y} p_j
+    ("loss", pa.float32()),  # cross-entropy
+    ("correct", pa.bool_()),
+])
+
+MEMBERSHIP = pa.schema([
+    ("model_id", pa.int32()),
+    ("example_id", pa.int64()),
+    ("in_train", pa.bool_()),  # x in D_i (the original model's training set)
+    ("in_forget", pa.bool_()),  # x in F_i = D_i ∩ C
+])
+
+CANDIDATES = pa.schema([("example_id", pa.int64()), ("label", pa.int16())])
+
+SUMMARY_COLUMNS = [
+    "method", "attack", "accuracy", "auc", "tpr_at_1pct_fpr", "n_targets", "n_trials", "n_nonfinite",
+]
+PER_EXAMPLE = pa.schema([
+    ("method", pa.string()),
+    ("attack", pa.string()),
+    ("example_id", pa.int64()),
+    ("label", pa.int16()),
+    ("accuracy", pa.float64()),
+    ("n_trials", pa.int32()),
+])
+
+
+class TableError(RuntimeError):
+    """A table that is missing columns, of the wrong types, or from another config."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield str(tmp)
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+def to_arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
+    missing = [n for n in schema.names if n not in df.columns]
+    if missing:
+        raise TableError(f"table lacks columns {missing}")
+    return pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
+
+
+def write_table(df: pd.DataFrame | pa.Table, path: str | os.PathLike, schema: pa.Schema, config_hash: str) -> None:
+    """Write ``df`` as Parquet with ``schema`` and the config hash, atomically."""
+    table = df if isinstance(df, pa.Table) else to_arrow(df, schema)
+    table = table.cast(schema).replace_schema_metadata({HASH_KEY: config_hash.encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd")
+
+
+def read_table(path: str | os.PathLike, schema: pa.Schema, config_hash: str | None) -> pa.Table:
+    """Read a Parquet table, refusing one of another schema or another config."""
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as e:
+        raise TableError(f"{path}: not a readable Parquet file ({e}); delete it and rerun to rebuild it") from e
+    found = (table.schema.metadata or {}).get(HASH_KEY, b"").decode()
+    if config_hash is not None and found != config_hash:
+        raise TableError(
+            f"{path}: written by another config (hash {found or 'none'}, this config {config_hash}); "
+            "use a new experiment name, or move the old results away"
+        )
+    missing = [n for n in schema.names if n not in table.column_names]
+    if missing:
+        raise TableError(f"{path}: lacks columns {missing}; it was not written by this version of umia")
+    return table.select(schema.names).cast(schema)

@@ -1,0 +1,247 @@
+"""umia.config: schema defaults, one-line ConfigErrors naming the key, method overrides, hashes."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from umia import config as C
+from umia.config import ConfigError, config_hash, method_settings, resolve
+
+CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
+
+
+def _error(cfg: dict, schema: dict) -> str:
+    with pytest.raises(ConfigError) as info:
+        resolve(cfg, schema)
+    msg = str(info.value)
+    assert "\n" not in msg, f"ConfigError message is not one line: {msg!r}"
+    return msg
+
+
+def _defaults(schema: dict) -> dict:
+    """The default of every property (recursively) that declares one."""
+    out = {}
+    for name, sub in schema.get("properties", {}).items():
+        if "default" in sub:
+            out[name] = copy.deepcopy(sub["default"])
+            if isinstance(out[name], dict):
+                out[name] = {**_defaults(sub), **out[name]}
+    return out
+
+
+def _check_filled(given: dict, resolved: dict, defaults: dict, where: str = "") -> None:
+    for key, default in defaults.items():
+        assert key in resolved, f"{where}{key} not filled"
+        if key not in given:
+            assert resolved[key] == default, (
+                f"{where}{key}: {resolved[key]!r} != default {default!r}"
+            )
+        elif isinstance(default, dict):
+            _check_filled(given[key], resolved[key], default, f"{where}{key}.")
+        else:
+            assert resolved[key] == given[key], f"{where}{key}: given value not kept"
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "cifar10.yaml"])
+def test_repo_configs_resolve_with_defaults(schema, name):
+    """The repo's configs resolve; every key they give is kept, every key they leave out (at any
+    depth) takes the schema's default; the input is not mutated."""
+    path = CONFIG.parent / name
+    if not path.exists():
+        pytest.skip(f"{path} not in this checkout")
+    with open(path) as f:
+        raw = yaml.safe_load(f)
+    before = copy.deepcopy(raw)
+    cfg = resolve(raw, schema)
+    assert raw == before
+    _check_filled(raw, cfg, _defaults(schema))
+    assert "momentum" in cfg["train"] and "loss_cv_folds" in cfg["attacks"]
+
+
+def test_empty_config_takes_every_default(schema):
+    """Nested sections whose default is {} get their own properties' defaults filled too."""
+    cfg = resolve({}, schema)
+    assert cfg == _defaults(schema)
+    assert cfg["dataset"]["name"] == "digits" and cfg["dataset"]["path"] is None
+    assert set(cfg["unlearn"]) == set(C.METHODS)
+    assert set(cfg["train"]) == set(schema["properties"]["train"]["properties"])
+
+
+@pytest.mark.parametrize(
+    "change, key",
+    [
+        ({"dataset": {"name": "imagenet"}}, "dataset.name"),
+        ({"methods": ["finetune", "scrub"]}, "scrub"),
+        ({"network": "vit"}, "network"),
+        ({"dataset": {"name": "digits"}, "network": "resnet18"}, "network"),  # not for 8x8
+        ({"n_models": 34, "shard_size": 4}, "n_models"),  # even, 34 % 4 != 0
+        ({"n_models": 33, "shard_size": 1}, "n_models"),
+        ({"n_models": 2, "shard_size": 1}, "n_models"),
+        ({"n_models": "32"}, "n_models"),
+        ({"candidates": {"mode": "random", "size": 10**6}}, "candidates.size"),
+        (
+            {"dataset": {"name": "fashion_mnist", "path": "/nonexistent/umia/fmnist"}},
+            "dataset.path",
+        ),
+        ({"epochs": 3}, "epochs"),
+        ({"train": {"lrr": 0.1}}, "lrr"),
+        ({"methods": ["none"]}, "none"),
+        ({"methods": ["retrain", "finetune"]}, "retrain"),
+        ({"methods": ["finetune@lr"]}, "finetune@lr"),
+        ({"methods": ["finetune@foo=1"]}, "foo"),
+        ({"candidates": {"mode": "class", "class": 10}}, "candidates.class"),
+        ({"n_models": 32, "shard_size": 8, "attacks": {"n_folds": 20}}, "attacks.n_folds"),
+    ],
+    ids=[
+        "unknown-dataset",
+        "unknown-method",
+        "unknown-network",
+        "network-for-other-dataset",
+        "n_models-not-multiple-of-shard",
+        "odd-n_models",
+        "n_models-below-minimum",
+        "n_models-string",
+        "candidates-too-many",
+        "path-missing",
+        "unknown-top-level-key",
+        "unknown-nested-key",
+        "control-none-in-methods",
+        "control-retrain-in-methods",
+        "malformed-override",
+        "override-unknown-key",
+        "class-out-of-range",
+        "too-many-folds",
+    ],
+)
+def test_bad_config_one_line_error_naming_key(raw_config, schema, change, key):
+    """Each bad value gives a ConfigError whose single-line message names the offending key."""
+    cfg = raw_config
+    for k, v in change.items():
+        if isinstance(v, dict) and isinstance(cfg.get(k), dict):
+            cfg[k] = {**cfg[k], **v}
+        else:
+            cfg[k] = v
+    msg = _error(cfg, schema)
+    assert key in msg, msg
+
+
+def test_odd_n_models_says_even(raw_config, schema):
+    raw_config.update(n_models=33, shard_size=1)
+    assert "even" in _error(raw_config, schema)
+
+
+def test_shard_multiple_message_names_shard_size(raw_config, schema):
+    raw_config.update(n_models=36, shard_size=8)
+    assert "shard_size" in _error(raw_config, schema)
+
+
+def test_candidate_limit_is_half_the_pool(raw_config, schema):
+    """Each model trains on half of the pool, so at most n_pool // 2 random candidates."""
+    raw_config["dataset"] = {"name": "digits", "test_fraction": 0.25}
+    half = C.pool_size(resolve(raw_config, schema)["dataset"]) // 2
+    assert half == 673  # 1,347 pool examples
+    raw_config["candidates"] = {"mode": "random", "size": half}
+    assert resolve(raw_config, schema)["candidates"]["size"] == half
+    raw_config["candidates"] = {"mode": "random", "size": half + 1}
+    assert "candidates.size" in _error(raw_config, schema)
+
+
+def test_existing_path_accepted(raw_config, schema, tmp_path):
+    raw_config["dataset"] = {"name": "cifar10", "path": str(tmp_path)}
+    raw_config["network"] = "resnet18"
+    assert resolve(raw_config, schema)["dataset"]["path"] == str(tmp_path)
+
+
+def test_not_a_mapping(schema):
+    with pytest.raises(ConfigError):
+        resolve(["n_models", 32], schema)
+
+
+def test_method_override_resolves(raw_config, schema):
+    """finetune@lr=0.1 sets lr to the float 0.1 and keeps finetune's other defaults."""
+    raw_config["methods"] = ["finetune", "finetune@lr=0.1", "neggrad_plus@alpha=0.5,epochs=2"]
+    raw_config["unlearn"] = {"finetune": {"epochs": 3}}  # lr and batch_size from the schema
+    cfg = resolve(raw_config, schema)
+    ft = _defaults(schema)["unlearn"]["finetune"]
+    ng = _defaults(schema)["unlearn"]["neggrad_plus"]
+    assert ft["lr"] != 0.1 and ng["alpha"] != 0.5 and ng["epochs"] != 2  # overrides are visible
+    assert method_settings(cfg, "finetune@lr=0.1") == {**ft, "epochs": 3, "lr": 0.1}
+    assert method_settings(cfg, "finetune") == {**ft, "epochs": 3}
+    assert isinstance(method_settings(cfg, "finetune@lr=0.1")["lr"], float)
+    assert method_settings(cfg, "neggrad_plus@alpha=0.5,epochs=2") == {
+        **ng,
+        "alpha": 0.5,
+        "epochs": 2,
+    }
+    assert C.method_hash(cfg, "finetune@lr=0.1") != C.method_hash(cfg, "finetune")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG config.py resolve()/parse_method(): override values are not validated against the "
+    "method's schema, and yaml.safe_load('1e-3') is the *string* '1e-3' (YAML 1.1 floats need a "
+    "dot); so finetune@lr=1e-3 resolves with lr='1e-3' and only fails later inside a job",
+)
+def test_override_in_exponent_notation_is_a_float(raw_config, schema):
+    raw_config["methods"] = ["finetune@lr=1e-3"]
+    try:
+        cfg = resolve(raw_config, schema)
+    except ConfigError:
+        return  # refusing it with a ConfigError would be fine too
+    assert method_settings(cfg, "finetune@lr=1e-3")["lr"] == pytest.approx(1e-3)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG config.py resolve(): override values skip the schema, so finetune@lr=-1 (schema: "
+    "exclusiveMinimum 0) and neggrad_plus@alpha=2 (maximum 1) resolve without a ConfigError",
+)
+@pytest.mark.parametrize("spec", ["finetune@lr=-1", "neggrad_plus@alpha=2", "finetune@epochs=abc"])
+def test_override_out_of_schema_is_refused(raw_config, schema, spec):
+    raw_config["methods"] = [spec]
+    msg = _error(raw_config, schema)
+    assert "methods" in msg
+
+
+def _hash(raw_config, schema, **change):
+    cfg = copy.deepcopy(raw_config)
+    for k, v in change.items():
+        if isinstance(v, dict):
+            cfg[k] = {**cfg[k], **v}
+        else:
+            cfg[k] = v
+    return config_hash(resolve(cfg, schema))
+
+
+def test_config_hash_tracks_result_keys_only(raw_config, schema):
+    """The hash stamps what defines models and scores: train.lr, seed, views change it; growing
+    the experiment (n_models), the method list, its name or the data's location do not."""
+    base = _hash(raw_config, schema)
+    assert base == _hash(raw_config, schema)
+    assert len(base) == 16
+    assert _hash(raw_config, schema, train={"lr": 0.1}) != base
+    assert _hash(raw_config, schema, seed=1) != base
+    assert _hash(raw_config, schema, views=["identity"]) != base
+    assert _hash(raw_config, schema, n_models=64) == base
+    assert _hash(raw_config, schema, methods=["finetune"]) == base
+    assert _hash(raw_config, schema, experiment="other") == base
+    assert _hash(raw_config, schema, dataset={"root": "/elsewhere"}) == base
+    assert _hash(raw_config, schema, unlearn={"finetune": {"lr": 0.5}}) == base
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.25, 0.3, 0.5])
+def test_pool_size_digits(fraction):
+    """pool = 1797 - ceil(fraction * 1797), sklearn's train_test_split rule (checked against the
+    data in test_data.py)."""
+    import math
+
+    assert C.pool_size({"name": "digits", "test_fraction": fraction}) == 1797 - math.ceil(
+        fraction * 1797
+    )
+    assert C.pool_size({"name": "digits", "test_fraction": 0.25}) == 1347
+    assert C.pool_size({"name": "cifar10"}) == 50_000
+    assert C.pool_size({"name": "fashion_mnist"}) == 60_000

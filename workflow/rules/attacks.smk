@@ -1,0 +1,30 @@
+rule gather:
+    input:
+        shard_scores(),
+    output:
+        SCORES,
+    params:
+        config_hash=HASH,
+    log:
+        f"{R}/logs/gather.log",
+    script:
+        "../scripts/gather.py"
+
+
+rule attacks:
+    input:
+        scores=SCORES,
+        membership=MEMBERSHIP,
+    output:
+        summary=f"{R}/tables/summary.csv",
+        per_example=f"{R}/tables/per_example.parquet",
+    params:
+        methods=config["methods"],
+        n_folds=config["attacks"]["n_folds"],
+        loss_cv_folds=config["attacks"]["loss_cv_folds"],
+        seed=config["seed"],
+        config_hash=HASH,
+    log:
+        f"{R}/logs/attacks.log",
+    script:
+        "../scripts/attacks.py"

@@ -1,0 +1,71 @@
+# Validation and named input functions only; no heavy imports (every SLURM job re-parses this).
+import sys
+from pathlib import Path
+
+from umia.config import ConfigError, config_hash, load_schema, method_settings, parse_method, resolve
+
+try:
+    config = resolve(config, load_schema(Path(workflow.current_basedir) / "../schemas/config.schema.yaml"))
+except ConfigError as e:
+    sys.exit(f"umia: {e}")
+
+R = f"{config['results_dir']}/{config['experiment']}"
+HASH = config_hash(config)
+SHARDS = range(config["n_models"] // config["shard_size"])
+KEEP = config["keep_checkpoints"]
+DATA = f"{R}/data/dataset.npz"
+CANDIDATES = f"{R}/plan/candidates.parquet"
+MEMBERSHIP = f"{R}/plan/membership.parquet"
+SCORES = f"{R}/scores/scores.parquet"
+
+
+wildcard_constraints:
+    shard=r"\d+",
+    method=r"[A-Za-z0-9_@=.,+-]+",
+
+
+def shard_job():
+    """Settings every model-producing job shares, for its script's keyword arguments."""
+    return dict(
+        shard_size=config["shard_size"],
+        seed=config["seed"],
+        network=config["network"],
+        views=config["views"],
+        device=config["device"],
+        config_hash=HASH,
+    )
+
+
+def unlearn_params(wildcards):
+    name, _ = parse_method(wildcards.method)
+    return dict(
+        method=wildcards.method,
+        method_name=name,
+        settings=method_settings(config, wildcards.method),
+        width=config["train"]["width"],
+        **shard_job(),
+    )
+
+
+def shard_scores(wildcards=None):
+    """Every shard score file of the current N and methods."""
+    stages = [("original", "none"), ("retrain", "retrain")]
+    stages += [("unlearned", m) for m in config["methods"]]
+    return [f"{R}/shards/{st}/{m}/shard-{s:03d}.parquet" for st, m in stages for s in SHARDS]
+
+
+def model_outputs(stage, method, keep):
+    """A model job's outputs: its scores, and its checkpoint when kept."""
+    out = dict(scores=f"{R}/shards/{stage}/{method}/shard-{{shard}}.parquet")
+    if keep:
+        out["ckpt"] = f"{R}/models/{stage}/{method}/shard-{{shard}}.pt"
+    return out
+
+
+def final_outputs():
+    return [
+        MEMBERSHIP,
+        f"{R}/tables/summary.csv",
+        f"{R}/tables/per_example.parquet",
+        *[f"{R}/figures/{f}.{e}" for f in ("attack_accuracy", "per_example_accuracy") for e in ("png", "pdf")],
+    ]

@@ -1,0 +1,41 @@
+rule prepare_data:
+    output:
+        DATA,
+    params:
+        dataset=config["dataset"],
+        seed=config["seed"],
+    log:
+        f"{R}/logs/prepare_data.log",
+    script:
+        "../scripts/prepare_data.py"
+
+
+rule candidates:
+    input:
+        data=DATA,
+    output:
+        CANDIDATES,
+    params:
+        candidates=config["candidates"],
+        seed=config["seed"],
+        config_hash=HASH,
+    log:
+        f"{R}/logs/candidates.log",
+    script:
+        "../scripts/candidates.py"
+
+
+rule membership:
+    input:
+        data=DATA,
+        candidates=CANDIDATES,
+    output:
+        MEMBERSHIP,
+    params:
+        n_models=config["n_models"],
+        seed=config["seed"],
+        config_hash=HASH,
+    log:
+        f"{R}/logs/membership.log",
+    script:
+        "../scripts/membership.py"

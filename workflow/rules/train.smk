@@ -1,0 +1,42 @@
+# Originals O_i (on D_i) and retrains R_i (on D_i minus F_i), K models per job, scored in the job.
+
+
+rule train_original:
+    input:
+        data=DATA,
+        candidates=CANDIDATES,
+    output:
+        scores=f"{R}/shards/original/none/shard-{{shard}}.parquet",
+        ckpt=f"{R}/models/original/none/shard-{{shard}}.pt" if KEEP else temp(f"{R}/models/original/none/shard-{{shard}}.pt"),
+    params:
+        stage="original",
+        job=shard_job(),
+        recipe=config["train"],
+    resources:
+        gpu=1,
+    log:
+        f"{R}/logs/train/original-shard-{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/original-shard-{{shard}}.tsv"
+    script:
+        "../scripts/train_shard.py"
+
+
+rule train_retrain:
+    input:
+        data=DATA,
+        candidates=CANDIDATES,
+    output:
+        **model_outputs("retrain", "retrain", KEEP),
+    params:
+        stage="retrain",
+        job=shard_job(),
+        recipe=config["train"],
+    resources:
+        gpu=1,
+    log:
+        f"{R}/logs/train/retrain-shard-{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/train/retrain-shard-{{shard}}.tsv"
+    script:
+        "../scripts/train_shard.py"

@@ -1,0 +1,20 @@
+# U_i = m(O_i, F_i, D_i minus F_i) for each configured method m, K models per job.
+
+
+rule unlearn:
+    input:
+        data=DATA,
+        candidates=CANDIDATES,
+        originals=f"{R}/models/original/none/shard-{{shard}}.pt",
+    output:
+        **model_outputs("unlearned", "{method}", KEEP),
+    params:
+        job=unlearn_params,
+    resources:
+        gpu=1,
+    log:
+        f"{R}/logs/unlearn/{{method}}-shard-{{shard}}.log",
+    benchmark:
+        f"{R}/benchmarks/unlearn/{{method}}-shard-{{shard}}.tsv"
+    script:
+        "../scripts/unlearn_shard.py"

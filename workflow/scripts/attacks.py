@@ -1,0 +1,11 @@
+from umia.logs import setup_logging
+from umia.pipeline import attack_tables
+
+setup_logging(snakemake.log[0])
+attack_tables(
+    scores=snakemake.input.scores,
+    membership=snakemake.input.membership,
+    out_summary=snakemake.output.summary,
+    out_per_example=snakemake.output.per_example,
+    **snakemake.params,
+)

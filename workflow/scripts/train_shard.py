@@ -1,0 +1,14 @@
+from umia.logs import setup_logging
+from umia.train import train_shard
+
+setup_logging(snakemake.log[0])
+train_shard(
+    data=snakemake.input.data,
+    candidates=snakemake.input.candidates,
+    out_scores=snakemake.output.scores,
+    out_ckpt=snakemake.output.get("ckpt"),
+    stage=snakemake.params.stage,
+    shard=int(snakemake.wildcards.shard),
+    recipe=snakemake.params.recipe,
+    **snakemake.params.job,
+)
