@@ -23,8 +23,18 @@ from umia.train import Recipe, Workbench, fit, test_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 # Recipes for the networks a config does not train (the cifar10 config's commented ResNet-18 one).
-RESNET18 = dict(epochs=18, batch_size=512, lr=0.2, momentum=0.9, weight_decay=5e-4, label_smoothing=0.1,
-                warmup=0.15, flip=True, translate=4, width=64)
+RESNET18 = dict(
+    epochs=18,
+    batch_size=512,
+    lr=0.2,
+    momentum=0.9,
+    weight_decay=5e-4,
+    label_smoothing=0.1,
+    warmup=0.15,
+    flip=True,
+    translate=4,
+    width=64,
+)
 
 
 def main() -> None:
@@ -69,15 +79,18 @@ def main() -> None:
             score_model(bench, model, cfg["views"])
             t_score = time.perf_counter() - t0
             tag = "warm-up" if r == 0 else "timed"
-            print(f"{net:9s} {tag:7s} n={len(y)} train {t_train:6.2f} s  test acc {acc:.4f}  "
-                  f"score {bench.n_pool + bench.n_test}x{len(cfg['views'])} {t_score:5.2f} s", flush=True)
+            print(
+                f"{net:9s} {tag:7s} n={len(y)} train {t_train:6.2f} s  test acc {acc:.4f}  "
+                f"score {bench.n_pool + bench.n_test}x{len(cfg['views'])} {t_score:5.2f} s",
+                flush=True,
+            )
             if r:
                 rows.append((net, t_train, acc, t_score))
     print("\nnetwork    train s/model   test accuracy   score s/model   (" + dev + ")")
     for net in dict.fromkeys(r[0] for r in rows):
         sel = [r for r in rows if r[0] == net]
-        n = len(sel)
-        print(f"{net:9s}  {sum(r[1] for r in sel) / n:12.2f}   {sum(r[2] for r in sel) / n:13.4f}   {sum(r[3] for r in sel) / n:13.2f}")
+        t_train, acc, t_score = (sum(r[k] for r in sel) / len(sel) for k in (1, 2, 3))
+        print(f"{net:9s}  {t_train:12.2f}   {acc:13.4f}   {t_score:13.2f}")
 
 
 if __name__ == "__main__":

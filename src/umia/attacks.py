@@ -146,6 +146,8 @@ def population_loss(
             m = min(len(fk), len(tk))
             pos.append(rng.choice(fk, m, replace=False))
             neg.append(rng.choice(tk, m, replace=False))
+        if not pos:
+            continue  # this model forgot nothing: no trial
         pos, neg = np.concatenate(pos), np.concatenate(neg)
         x = np.concatenate([loss_forget[pos, i], loss_test[neg, i]])
         y = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]
@@ -159,7 +161,8 @@ def population_loss(
         preds.append((y, proba - 0.5))
     pooled = (
         (np.concatenate([p[0] for p in preds]), np.concatenate([p[1] for p in preds]))
-        if preds else (np.zeros(0, bool), np.zeros(0))
+        if preds
+        else (np.zeros(0, bool), np.zeros(0))
     )
     return Trials(score, is_in, is_in & np.isfinite(score), pooled=pooled)
 
@@ -179,8 +182,13 @@ def summarize(labels: np.ndarray, score: np.ndarray, threshold: float = 0.0) -> 
     else:
         fpr, tpr, _ = roc_curve(labels, s)
         auc, tpr1 = float(roc_auc_score(labels, s)), tpr_at_fpr(fpr, tpr, 0.01)
-    return {"accuracy": acc, "auc": auc, "tpr_at_1pct_fpr": tpr1, "n_trials": int(len(s)),
-            "n_nonfinite": int((~finite).sum())}
+    return {
+        "accuracy": acc,
+        "auc": auc,
+        "tpr_at_1pct_fpr": tpr1,
+        "n_trials": int(len(s)),
+        "n_nonfinite": int((~finite).sum()),
+    }
 
 
 def per_example_accuracy(t: Trials) -> tuple[np.ndarray, np.ndarray]:
@@ -260,8 +268,19 @@ def run(
             row = summarize(*t.flat(), t.threshold)
             rows.append({"method": m, "attack": name, **row, "n_targets": n_models})
             acc, n = per_example_accuracy(t)
-            per_ex.append(pd.DataFrame({"method": m, "attack": name, "example_id": cand, "label": labels[cand],
-                                        "accuracy": acc, "n_trials": n}))
-    summary = pd.DataFrame(rows)[["method", "attack", "accuracy", "auc", "tpr_at_1pct_fpr", "n_targets", "n_trials", "n_nonfinite"]]
+            per_ex.append(
+                pd.DataFrame(
+                    {
+                        "method": m,
+                        "attack": name,
+                        "example_id": cand,
+                        "label": labels[cand],
+                        "accuracy": acc,
+                        "n_trials": n,
+                    }
+                )
+            )
+    summary = pd.DataFrame(rows)[
+        ["method", "attack", "accuracy", "auc", "tpr_at_1pct_fpr", "n_targets", "n_trials", "n_nonfinite"]
+    ]
     return summary, pd.concat(per_ex, ignore_index=True)
-

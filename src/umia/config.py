@@ -85,6 +85,16 @@ def _schema_message(error: jsonschema.ValidationError) -> str:
     return f"config key '{key}': {error.message}"
 
 
+def _scalar(text: str) -> Any:
+    """An override value: int, float (1e-3 included, which YAML 1.1 reads as a string), bool or str."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return yaml.safe_load(text)
+
+
 def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
     """Split ``name@key=value,key=value`` into the method name and its overrides."""
     name, _, rest = spec.partition("@")
@@ -94,17 +104,21 @@ def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
             key, sep, value = item.partition("=")
             if not sep or not key:
                 raise ConfigError(
-                    f"config key 'methods': {spec!r} has a malformed override {item!r}; "
-                    "write name@key=value,key=value"
+                    f"config key 'methods': {spec!r} has a malformed override {item!r}; write name@key=value,key=value"
                 )
-            overrides[key] = yaml.safe_load(value)
+            overrides[key] = _scalar(value)
     return name, overrides
 
 
+INHERITED = ("label_smoothing", "flip", "translate")  # unlearning keeps the training recipe's
+
+
 def method_settings(config: Mapping, spec: str) -> dict[str, Any]:
-    """The resolved settings of one entry of ``methods`` (defaults, then its overrides)."""
+    """The resolved settings of one entry of ``methods``: the training recipe's label smoothing
+    and augmentation, then the method's settings, then the entry's overrides."""
     name, overrides = parse_method(spec)
-    settings = dict(config["unlearn"].get(name, {}))
+    settings = {k: config["train"][k] for k in INHERITED}
+    settings.update(config["unlearn"].get(name, {}))
     settings.update(overrides)
     return settings
 
@@ -126,8 +140,7 @@ def resolve(config: Mapping, schema: Mapping) -> dict:
         raise ConfigError(f"config key 'n_models': {n} is odd; it must be even (membership is balanced over pairs)")
     if n % k:
         raise ConfigError(
-            f"config key 'n_models': {n} is not a multiple of shard_size={k}; "
-            "choose n_models = m * shard_size"
+            f"config key 'n_models': {n} is not a multiple of shard_size={k}; choose n_models = m * shard_size"
         )
     ds = cfg["dataset"]
     if cfg["network"] not in NETWORKS[ds["name"]]:
@@ -136,7 +149,9 @@ def resolve(config: Mapping, schema: Mapping) -> dict:
             f"use one of {', '.join(NETWORKS[ds['name']])}"
         )
     if ds["path"] is not None and not Path(ds["path"]).exists():
-        raise ConfigError(f"config key 'dataset.path': {ds['path']} does not exist; fix the path or set it to null to download")
+        raise ConfigError(
+            f"config key 'dataset.path': {ds['path']} does not exist; fix the path or set it to null to download"
+        )
     if ds["name"] == "digits" and ds["path"] is not None:
         raise ConfigError("config key 'dataset.path': digits ships with scikit-learn; set it to null")
     for spec in cfg["methods"]:
@@ -145,13 +160,20 @@ def resolve(config: Mapping, schema: Mapping) -> dict:
             raise ConfigError(f"config key 'methods': {name!r} is a control and always runs; remove it from the list")
         if name not in METHODS:
             raise ConfigError(f"config key 'methods': unknown method {name!r}; known: {', '.join(METHODS)}")
-        known = set(schema["properties"]["unlearn"]["properties"][name]["properties"])
+        method_schema = schema["properties"]["unlearn"]["properties"][name]
+        known = set(method_schema["properties"])
         for key in overrides:
             if key not in known:
                 raise ConfigError(
                     f"config key 'methods': {spec!r} sets {key!r}, which {name} does not have; "
                     f"it has {', '.join(sorted(known))}"
                 )
+        settings = method_settings(cfg, spec)
+        error = next(iter(_Validator(method_schema).iter_errors(settings)), None)
+        if error is not None:
+            raise ConfigError(
+                _schema_message(error).replace("config key '", f"config key 'methods': {spec!r} setting '", 1)
+            )
     c, n_pool = cfg["candidates"], pool_size(ds)
     if c["mode"] == "random" and c["size"] > n_pool // 2:
         raise ConfigError(
@@ -159,7 +181,9 @@ def resolve(config: Mapping, schema: Mapping) -> dict:
             f"{n_pool} examples and each model trains on half; lower it to at most {n_pool // 2}"
         )
     if c["mode"] == "class" and c["class"] >= N_CLASSES:
-        raise ConfigError(f"config key 'candidates.class': {c['class']} is not a class of {ds['name']} (0-{N_CLASSES - 1})")
+        raise ConfigError(
+            f"config key 'candidates.class': {c['class']} is not a class of {ds['name']} (0-{N_CLASSES - 1})"
+        )
     if cfg["attacks"]["n_folds"] > n // 2:
         raise ConfigError(
             f"config key 'attacks.n_folds': {cfg['attacks']['n_folds']} folds need n_models >= "

@@ -50,9 +50,7 @@ def _digits(test_fraction: float, seed: int) -> Arrays:
     d = load_digits()
     x = np.round(d.images * (255 / 16)).astype(np.uint8)[..., None]  # (1797, 8, 8, 1)
     y = d.target.astype(np.int64)
-    xtr, xte, ytr, yte = train_test_split(
-        x, y, test_size=test_fraction, random_state=seed, stratify=y
-    )
+    xtr, xte, ytr, yte = train_test_split(x, y, test_size=test_fraction, random_state=seed, stratify=y)
     return Arrays(xtr, ytr, xte, yte)
 
 
@@ -66,6 +64,8 @@ def _read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
         raise DataError(f"{path}: not an idx file of unsigned bytes; fetch it again")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise DataError(f"{path}: its idx header is cut short; the file is truncated, fetch it again")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     body = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(shape)):
@@ -79,11 +79,15 @@ def _fashion_mnist_folder(folder: Path) -> Arrays:
         found = [folder / stem, folder / f"{stem}.gz"]
         path = next((p for p in found if p.exists()), None)
         if path is None:
-            raise DataError(f"{folder}: has no {stem}(.gz); point dataset.path at a folder of the four Fashion-MNIST idx files")
+            raise DataError(
+                f"{folder}: has no {stem}(.gz); point dataset.path at a folder of the four Fashion-MNIST idx files"
+            )
         arrays[key] = _read_idx(path)
     return Arrays(
-        arrays["x_train"][..., None], arrays["y_train"].astype(np.int64),
-        arrays["x_test"][..., None], arrays["y_test"].astype(np.int64),
+        arrays["x_train"][..., None],
+        arrays["y_train"].astype(np.int64),
+        arrays["x_test"][..., None],
+        arrays["y_test"].astype(np.int64),
     )
 
 

@@ -18,39 +18,52 @@ import pyarrow.parquet as pq
 
 HASH_KEY = b"umia.config_hash"
 
-SCORES = pa.schema([
-    ("model_id", pa.int32()),
-    ("stage", pa.string()),  # original | retrain | unlearned
-    ("method", pa.string()),  # none (originals), retrain, or the unlearning method
-    ("example_id", pa.int64()),  # pool: 0..n_pool-1; test: n_pool..n_pool+n_test-1
-    ("split", pa.string()),  # pool | test
-    ("label", pa.int16()),
-    ("view", pa.string()),  # identity | mirror
-    ("phi", pa.float32()),  # log p_y - log sum_{j != y} p_j
-    ("loss", pa.float32()),  # cross-entropy
-    ("correct", pa.bool_()),
-])
+SCORES = pa.schema(
+    [
+        ("model_id", pa.int32()),
+        ("stage", pa.string()),  # original | retrain | unlearned
+        ("method", pa.string()),  # none (originals), retrain, or the unlearning method
+        ("example_id", pa.int64()),  # pool: 0..n_pool-1; test: n_pool..n_pool+n_test-1
+        ("split", pa.string()),  # pool | test
+        ("label", pa.int16()),
+        ("view", pa.string()),  # identity | mirror
+        ("phi", pa.float32()),  # log p_y - log sum_{j != y} p_j
+        ("loss", pa.float32()),  # cross-entropy
+        ("correct", pa.bool_()),
+    ]
+)
 
-MEMBERSHIP = pa.schema([
-    ("model_id", pa.int32()),
-    ("example_id", pa.int64()),
-    ("in_train", pa.bool_()),  # x in D_i (the original model's training set)
-    ("in_forget", pa.bool_()),  # x in F_i = D_i ∩ C
-])
+MEMBERSHIP = pa.schema(
+    [
+        ("model_id", pa.int32()),
+        ("example_id", pa.int64()),
+        ("in_train", pa.bool_()),  # x in D_i (the original model's training set)
+        ("in_forget", pa.bool_()),  # x in F_i = D_i ∩ C
+    ]
+)
 
 CANDIDATES = pa.schema([("example_id", pa.int64()), ("label", pa.int16())])
 
 SUMMARY_COLUMNS = [
-    "method", "attack", "accuracy", "auc", "tpr_at_1pct_fpr", "n_targets", "n_trials", "n_nonfinite",
+    "method",
+    "attack",
+    "accuracy",
+    "auc",
+    "tpr_at_1pct_fpr",
+    "n_targets",
+    "n_trials",
+    "n_nonfinite",
 ]
-PER_EXAMPLE = pa.schema([
-    ("method", pa.string()),
-    ("attack", pa.string()),
-    ("example_id", pa.int64()),
-    ("label", pa.int16()),
-    ("accuracy", pa.float64()),
-    ("n_trials", pa.int32()),
-])
+PER_EXAMPLE = pa.schema(
+    [
+        ("method", pa.string()),
+        ("attack", pa.string()),
+        ("example_id", pa.int64()),
+        ("label", pa.int16()),
+        ("accuracy", pa.float64()),
+        ("n_trials", pa.int32()),
+    ]
+)
 
 
 class TableError(RuntimeError):

@@ -13,8 +13,12 @@ class MLP(nn.Module):
         super().__init__()
         c, h, w = in_shape
         self.net = nn.Sequential(
-            nn.Flatten(), nn.Linear(c * h * w, width), nn.ReLU(),
-            nn.Linear(width, width), nn.ReLU(), nn.Linear(width, n_classes),
+            nn.Flatten(),
+            nn.Linear(c * h * w, width),
+            nn.ReLU(),
+            nn.Linear(width, width),
+            nn.ReLU(),
+            nn.Linear(width, n_classes),
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, classes)
@@ -32,8 +36,12 @@ class SmallCNN(nn.Module):
         super().__init__()
         c = in_shape[0]
         self.features = nn.Sequential(
-            _conv_bn(c, width), _conv_bn(width, width), nn.MaxPool2d(2),
-            _conv_bn(width, 2 * width), nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+            _conv_bn(c, width),
+            _conv_bn(width, width),
+            nn.MaxPool2d(2),
+            _conv_bn(width, 2 * width),
+            nn.AdaptiveMaxPool2d(1),
+            nn.Flatten(),
         )
         self.head = nn.Linear(2 * width, n_classes)
 
@@ -72,7 +80,9 @@ class FastCNN(nn.Module):
         stem = 2 * c * 4  # +/- eigenvectors of the 2x2 patch covariance
         self.whiten = nn.Conv2d(c, stem, 2, padding=0, bias=True)
         self.whiten.weight.requires_grad_(False)
-        self.groups = nn.Sequential(_ConvGroup(stem, width // 4), _ConvGroup(width // 4, width), _ConvGroup(width, width))
+        self.groups = nn.Sequential(
+            _ConvGroup(stem, width // 4), _ConvGroup(width // 4, width), _ConvGroup(width, width)
+        )
         self.head = nn.Linear(width, n_classes, bias=False)
         self.scale = 1 / 9  # logit temperature, as in airbench
 

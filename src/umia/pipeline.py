@@ -39,8 +39,10 @@ def gather(*, parts: Sequence[str], out: str, config_hash: str) -> None:
         meta = pq.read_schema(p).metadata or {}
         found = meta.get(io.HASH_KEY, b"").decode()
         if found != config_hash:
-            raise io.TableError(f"{p}: written by another config (hash {found or 'none'}, this config {config_hash}); "
-                                "use a new experiment name, or move the old results away")
+            raise io.TableError(
+                f"{p}: written by another config (hash {found or 'none'}, this config {config_hash}); "
+                "use a new experiment name, or move the old results away"
+            )
     schema = io.SCORES.with_metadata({io.HASH_KEY: config_hash.encode()})
     rows = 0
     with io.atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:

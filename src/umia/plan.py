@@ -56,12 +56,14 @@ def membership(seed: int, n_models: int, n_pool: int, candidate_ids: np.ndarray)
     """One row per (model, pool example): model_id, example_id, in_train, in_forget."""
     train = train_masks(seed, range(n_models), n_pool)  # (N, n_pool)
     forget = forget_mask(train, candidate_ids)
-    return pd.DataFrame({
-        "model_id": np.repeat(np.arange(n_models, dtype=np.int32), n_pool),
-        "example_id": np.tile(np.arange(n_pool, dtype=np.int64), n_models),
-        "in_train": train.ravel(),
-        "in_forget": forget.ravel(),
-    })
+    return pd.DataFrame(
+        {
+            "model_id": np.repeat(np.arange(n_models, dtype=np.int32), n_pool),
+            "example_id": np.tile(np.arange(n_pool, dtype=np.int64), n_models),
+            "in_train": train.ravel(),
+            "in_forget": forget.ravel(),
+        }
+    )
 
 
 def shard_models(shard: int, shard_size: int) -> list[int]:

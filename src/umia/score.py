@@ -39,7 +39,9 @@ def view(x: torch.Tensor, name: str) -> torch.Tensor:
 
 
 @torch.no_grad()
-def score_model(bench: Workbench, model: torch.nn.Module, views: Sequence[str], batch: int = 4096) -> dict[str, np.ndarray]:
+def score_model(
+    bench: Workbench, model: torch.nn.Module, views: Sequence[str], batch: int = 4096
+) -> dict[str, np.ndarray]:
     """Score a model on the pool and the test split. Returns arrays of shape (V, n_pool + n_test)."""
     model.eval()
     x_all = (bench.x_pool, bench.x_test)
@@ -58,19 +60,23 @@ def score_model(bench: Workbench, model: torch.nn.Module, views: Sequence[str], 
     return {k: torch.stack(v).cpu().numpy() for k, v in out.items()}
 
 
-def scores_frame(s: dict[str, np.ndarray], bench: Workbench, model_id: int, stage: str, method: str, views: Sequence[str]) -> pd.DataFrame:
+def scores_frame(
+    s: dict[str, np.ndarray], bench: Workbench, model_id: int, stage: str, method: str, views: Sequence[str]
+) -> pd.DataFrame:
     """Long format: one row per (view, example), in the io.SCORES columns."""
     n_v, n = s["phi"].shape
     split = np.array(["pool"] * bench.n_pool + ["test"] * bench.n_test)
-    return pd.DataFrame({
-        "model_id": np.full(n_v * n, model_id, dtype=np.int32),
-        "stage": stage,
-        "method": method,
-        "example_id": np.tile(np.arange(n, dtype=np.int64), n_v),
-        "split": np.tile(split, n_v),
-        "label": np.tile(bench.labels.astype(np.int16), n_v),
-        "view": np.repeat(np.asarray(views), n),
-        "phi": s["phi"].ravel().astype(np.float32),
-        "loss": s["loss"].ravel().astype(np.float32),
-        "correct": s["correct"].ravel(),
-    })
+    return pd.DataFrame(
+        {
+            "model_id": np.full(n_v * n, model_id, dtype=np.int32),
+            "stage": stage,
+            "method": method,
+            "example_id": np.tile(np.arange(n, dtype=np.int64), n_v),
+            "split": np.tile(split, n_v),
+            "label": np.tile(bench.labels.astype(np.int16), n_v),
+            "view": np.repeat(np.asarray(views), n),
+            "phi": s["phi"].ravel().astype(np.float32),
+            "loss": s["loss"].ravel().astype(np.float32),
+            "correct": s["correct"].ravel(),
+        }
+    )

@@ -4,7 +4,6 @@ and the shard jobs that train K originals or retrains in one process and score t
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
@@ -45,7 +44,9 @@ class Recipe:
 
 def pick_device(preference: str) -> torch.device:
     if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("config key 'device' is 'cuda' but no GPU is visible; set device: auto or cpu, or run on a GPU node")
+        raise RuntimeError(
+            "config key 'device' is 'cuda' but no GPU is visible; set device: auto or cpu, or run on a GPU node"
+        )
     if preference == "cpu" or not torch.cuda.is_available():
         return torch.device("cpu")
     return torch.device("cuda")
@@ -141,10 +142,13 @@ def sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float, total
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule(total_steps, warmup))
 
 
-def fit(bench: Workbench, model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, gen: torch.Generator) -> None:
+def fit(
+    bench: Workbench, model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, gen: torch.Generator
+) -> None:
     """Train ``model`` on (x, y) on the device. One host sync per epoch (the logged loss)."""
     n = len(x)
-    steps_per_epoch = math.ceil(n / recipe.batch_size)
+    bs = min(recipe.batch_size, n)
+    steps_per_epoch = n // bs  # full batches only: one input shape, so cuDNN tunes once per job
     total = max(1, round(recipe.epochs * steps_per_epoch))
     opt, sched = sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay, total, recipe.warmup)
     model.train()
@@ -153,10 +157,10 @@ def fit(bench: Workbench, model: nn.Module, x: torch.Tensor, y: torch.Tensor, re
         xa = augment(x, gen, recipe.flip, recipe.translate)
         perm = torch.randperm(n, generator=gen, device=x.device)
         loss_sum = torch.zeros((), device=x.device)
-        for i in range(0, n, recipe.batch_size):
+        for i in range(0, steps_per_epoch * bs, bs):
             if step >= total:
                 break
-            idx = perm[i : i + recipe.batch_size]
+            idx = perm[i : i + bs]
             with bench.autocast:
                 logits = model(xa[idx])
             loss = F.cross_entropy(logits.float(), y[idx], label_smoothing=recipe.label_smoothing)
@@ -228,11 +232,22 @@ def train_shard(
         if bench.device.type == "cuda":
             torch.cuda.synchronize()
         t_train = time.perf_counter() - t0
-        log.info("%s model %d: %d examples, %.2f s, test accuracy %.4f", stage, model_id, len(y), t_train, test_accuracy(bench, model))
+        log.info(
+            "%s model %d: %d examples, %.2f s, test accuracy %.4f",
+            stage,
+            model_id,
+            len(y),
+            t_train,
+            test_accuracy(bench, model),
+        )
         method = "none" if stage == "original" else "retrain"
         frames.append(scores_frame(score_model(bench, model, views), bench, model_id, stage, method, views))
         if out_ckpt:
             states[model_id] = cpu_state(model)
     io.write_table(pd.concat(frames, ignore_index=True), out_scores, io.SCORES, config_hash)
     if out_ckpt:
-        save_models(out_ckpt, states, {"stage": stage, "network": network, "width": rec.width, "seed": seed, "config_hash": config_hash})
+        save_models(
+            out_ckpt,
+            states,
+            {"stage": stage, "network": network, "width": rec.width, "seed": seed, "config_hash": config_hash},
+        )

@@ -153,9 +153,7 @@ def test_ulira_matches_reference(seed, n_folds):
 def test_population_gaussian_matches_reference(seed):
     data = _small_random(seed)
     t = population_gaussian(*data, n_folds=4)
-    np.testing.assert_allclose(
-        t.score, _reference(*data, n_folds=4, per_example=False), rtol=0, atol=1e-8
-    )
+    np.testing.assert_allclose(t.score, _reference(*data, n_folds=4, per_example=False), rtol=0, atol=1e-8)
 
 
 def test_target_score_never_enters_its_own_attacker():
@@ -305,9 +303,7 @@ def test_population_loss_known_answer_and_balance():
     labels, score = t.flat()
     assert labels.sum() * 2 == len(labels)
     assert np.all(np.abs(score) <= 0.5)
-    assert abs(summarize(labels, score, t.threshold)["accuracy"] - norm.cdf(1.0)) < 5 * _se(
-        0.84, len(labels)
-    )
+    assert abs(summarize(labels, score, t.threshold)["accuracy"] - norm.cdf(1.0)) < 5 * _se(0.84, len(labels))
     assert np.array_equal(t.valid, data[1])  # ~10 forget vs 40 test per class and model: all used
     assert np.isnan(t.score[~data[1]]).all()
     # the per-trial scores are the forget examples' own: TPR at threshold 0 is Phi(1) = 0.84;
@@ -322,12 +318,6 @@ def test_population_loss_tolerates_nonfinite_losses():
     assert np.isfinite(t.flat()[1]).all()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG attacks.py population_loss(): a model with no forget example (F_i empty, which "
-    "happens with small candidate sets: P = 2^-|C| per model) leaves pos == [] and "
-    "np.concatenate([]) raises ValueError before the 'folds < 2: continue' guard meant to skip it",
-)
 def test_population_loss_skips_model_without_forget_examples():
     lf, is_in, fl, lt, tl = _loss_data(4, shift=2.0, c=40, n=4, n_test=80)
     is_in = is_in.copy()
@@ -398,9 +388,7 @@ def test_run_controls_behave():
     ]
     acc = summary.set_index(["method", "attack"]).accuracy
     assert set(acc.index) == {
-        (m, a)
-        for m in ("none", "retrain")
-        for a in ("ulira", "population_gaussian", "population_loss")
+        (m, a) for m in ("none", "retrain") for a in ("ulira", "population_gaussian", "population_loss")
     }
     assert acc["none", "ulira"] > 0.8
     assert abs(acc["retrain", "ulira"] - 0.5) < 0.2
