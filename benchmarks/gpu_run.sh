@@ -8,11 +8,12 @@ export PYTHONPATH=/tmp/site:$PWD/src:${PYTHONPATH:-} PATH=/tmp/site/bin:$PATH PY
 echo "8683afb7f9f44b57934bfaa6d00b27bedd9711b49b686bb037107d5091a13529  /root/cifar10.npz" | sha256sum -c
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
-python3 benchmarks/train_speed.py config/cifar10.yaml --data /root/cifar10.npz --networks fastcnn resnet18 --repeats ${REPEATS:-2} 2>&1 | grep -v INFO | tee $OUT/train_speed.txt
+[ -n "${SKIP_SPEED:-}" ] || python3 benchmarks/train_speed.py config/cifar10.yaml --data /root/cifar10.npz --networks fastcnn resnet18 --repeats ${REPEATS:-2} 2>&1 | grep -v INFO | tee $OUT/train_speed.txt
 t0=$(date +%s)
 snakemake --workflow-profile profiles/default --configfile config/cifar10.yaml benchmarks/cifar10-gpu.yaml > $OUT/snakemake.log 2>&1 || { tail -50 $OUT/snakemake.log; }
 echo "workflow wall time: $(( $(date +%s) - t0 )) s" | tee -a $OUT/train_speed.txt
 r=results/cifar10-gpu
 cp $r/tables/summary.csv $OUT/ 2>/dev/null || true
-tar czf $OUT/results.tar.gz $r/tables $r/figures $r/logs $r/benchmarks $r/plan/candidates.parquet 2>/dev/null || true
+tar czf $OUT/results.tar.gz $r/tables $r/figures $r/logs $r/benchmarks $r/plan 2>/dev/null || true
+python3 -c "import pandas as pd; pd.read_parquet('$r/scores').to_parquet('$OUT/scores.parquet', compression='zstd')" || true
 cat $r/tables/summary.csv 2>/dev/null || true

@@ -1,0 +1,84 @@
+"""End-to-end runs of the workflow on the tiny digits experiment (tests/workflow/tiny.yaml).
+
+The controls are the science check: with `retrain` the unlearned model *is* a retrain, so every
+attack must sit at chance; with `none` nothing was unlearned, so U-LiRA must find the members.
+
+Thresholds. The tiny run has N=16 models and |C|=120 candidates, so every attack makes
+120 x 16 = 1,920 trials. Were they independent, the accuracy of a coin would have a standard
+error of sqrt(0.25 / 1920) = 0.011; they share models and examples, so we allow about five of
+those: |accuracy - 0.5| < 0.06 for `retrain`. For `none`, U-LiRA on the default digits recipe
+reaches about 0.6 (0.63 at N=32); we require > 0.56, more than five standard errors above chance,
+and its AUC > 0.58.
+"""
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from umia.io import HASH_KEY
+
+from .conftest import ROOT, TINY, snakemake
+
+pytestmark = pytest.mark.workflow
+
+METHODS = ["none", "retrain", "finetune", "gradient_ascent", "neggrad_plus"]
+ATTACKS = ["ulira", "population_gaussian", "population_loss"]
+N, C, N_POOL, N_TEST, VIEWS = 16, 120, 1347, 450, 2
+
+
+def test_outputs_follow_the_contract(tiny_run):
+    summary = pd.read_csv(tiny_run / "tables/summary.csv")
+    assert {"method", "attack", "accuracy", "auc", "tpr_at_1pct_fpr", "n_targets"} <= set(summary.columns)
+    assert sorted(zip(summary.method, summary.attack)) == sorted((m, a) for m in METHODS for a in ATTACKS)
+    assert (summary.n_targets == N).all()
+
+    per_ex = pd.read_parquet(tiny_run / "tables/per_example.parquet")
+    assert {"method", "attack", "example_id", "accuracy", "n_trials"} <= set(per_ex.columns)
+    assert len(per_ex) == len(METHODS) * len(ATTACKS) * C
+    # every model is a target once: each candidate has N U-LiRA trials
+    assert (per_ex[per_ex.attack == "ulira"].n_trials == N).all()
+
+    scores = pd.read_parquet(tiny_run / "scores")
+    assert len(scores) == (2 + 3) * N * VIEWS * (N_POOL + N_TEST)
+    assert np.isfinite(scores.phi).all()
+    assert set(scores.stage) == {"original", "retrain", "unlearned"}
+    digest = pq.read_schema(tiny_run / "scores/scores.parquet").metadata[HASH_KEY]
+    assert len(digest) == 16
+
+    m = pd.read_parquet(tiny_run / "plan/membership.parquet")
+    assert len(m) == N * N_POOL
+    assert (m.groupby("example_id").in_train.sum() == N // 2).all()
+    assert (m[m.in_forget].in_train).all() and m.groupby("example_id").in_forget.any().sum() == C
+
+    for stem in ("attack_accuracy", "per_example_accuracy"):
+        for ext in ("png", "pdf"):
+            assert (tiny_run / f"figures/{stem}.{ext}").stat().st_size > 5000
+    # keep_checkpoints: false -> the originals were temporary and are gone, scores stay
+    assert not list((tiny_run / "models").rglob("*.pt"))
+
+
+def test_controls(tiny_run):
+    s = pd.read_csv(tiny_run / "tables/summary.csv").set_index(["method", "attack"])
+    for attack in ATTACKS:
+        assert abs(s.loc[("retrain", attack), "accuracy"] - 0.5) < 0.06, attack
+    assert s.loc[("none", "ulira"), "accuracy"] > 0.56
+    assert s.loc[("none", "ulira"), "auc"] > 0.58
+    # claim 1: the per-example attack is stronger than the population ones on the originals
+    assert s.loc[("none", "ulira"), "accuracy"] > s.loc[("none", "population_gaussian"), "accuracy"] + 0.03
+    assert s.loc[("none", "ulira"), "accuracy"] > s.loc[("none", "population_loss"), "accuracy"] + 0.03
+
+
+def test_second_run_has_nothing_to_do(tiny_run):
+    proc = snakemake("--configfile", str(TINY), "--config", f"results_dir={tiny_run.parent}", "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_bad_config_stops_before_any_job(tmp_path):
+    proc = snakemake("--config", "n_models=7", f"results_dir={tmp_path}", check=False)
+    assert proc.returncode != 0
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("umia:")]
+    assert lines == ["umia: config key 'n_models': 7 is odd; it must be even (membership is balanced over pairs)"]
+    assert not any(tmp_path.iterdir())
+
+
