@@ -15,5 +15,4 @@ echo "workflow wall time: $(( $(date +%s) - t0 )) s" | tee -a $OUT/train_speed.t
 r=results/cifar10-gpu
 cp $r/tables/summary.csv $OUT/ 2>/dev/null || true
 tar czf $OUT/results.tar.gz $r/tables $r/figures $r/logs $r/benchmarks $r/plan 2>/dev/null || true
-python3 -c "import pandas as pd; pd.read_parquet('$r/scores').to_parquet('$OUT/scores.parquet', compression='zstd')" || true
 cat $r/tables/summary.csv 2>/dev/null || true
