@@ -34,6 +34,10 @@ def _method_order(methods: Sequence[str]) -> list[str]:
     return [m for m in ("none", "retrain") if m in methods] + rest
 
 
+def _tick(method: str) -> str:
+    return f"{method}\n(control)" if method in ("none", "retrain") else method
+
+
 def attack_accuracy(summary: pd.DataFrame, stem: str) -> None:
     """Population vs per-example U-MIA accuracy, one group of bars per method."""
     methods = _method_order(summary["method"].tolist())
@@ -45,7 +49,7 @@ def attack_accuracy(summary: pd.DataFrame, stem: str) -> None:
         acc = summary[summary["attack"] == a].set_index("method")["accuracy"].reindex(methods)
         ax.bar(x + (j - (len(attacks) - 1) / 2) * width, acc, width, label=ATTACK_LABELS[a], color=ATTACK_COLOURS[a])
     ax.axhline(0.5, color="k", ls="--", lw=0.8, label="chance")
-    ax.set_xticks(x, [f"{m}\n(control)" if m in ("none", "retrain") else m for m in methods])
+    ax.set_xticks(x, [_tick(m) for m in methods])
     ax.set_ylabel("attack accuracy (fraction of trials correct)")
     ax.set_ylim(0.4, 1.0)
     ax.set_title("Population vs per-example U-MIA")
@@ -61,10 +65,15 @@ def per_example_distribution(per_example: pd.DataFrame, stem: str, attack: str =
     fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(methods), 3.6))
     ax.violinplot(data, showmedians=True)
     ax.axhline(0.5, color="k", ls="--", lw=0.8)
-    ax.set_xticks(np.arange(1, len(methods) + 1), methods)
+    ax.set_xticks(np.arange(1, len(methods) + 1), [_tick(m) for m in methods])
     ax.set_ylabel(f"per-example accuracy of {ATTACK_LABELS.get(attack, attack)}")
     ax.set_ylim(-0.02, 1.02)
-    ax.set_title("Vulnerability varies across forget examples")
+    trials = int(df["n_trials"].median()) if len(df) else 0
+    ax.set_title(
+        "Vulnerability varies across forget examples\n"
+        f"({trials} trials per example; the retrain control's spread is sampling noise alone)",
+        fontsize=10,
+    )
     _save(fig, stem)
 
 
