@@ -18,7 +18,7 @@ import pytest
 
 from umia.io import HASH_KEY
 
-from .conftest import ROOT, TINY, snakemake
+from .conftest import TINY, snakemake
 
 pytestmark = pytest.mark.workflow
 
@@ -30,7 +30,7 @@ N, C, N_POOL, N_TEST, VIEWS = 16, 120, 1347, 450, 2
 def test_outputs_follow_the_contract(tiny_run):
     summary = pd.read_csv(tiny_run / "tables/summary.csv")
     assert {"method", "attack", "accuracy", "auc", "tpr_at_1pct_fpr", "n_targets"} <= set(summary.columns)
-    assert sorted(zip(summary.method, summary.attack)) == sorted((m, a) for m in METHODS for a in ATTACKS)
+    assert sorted(zip(summary.method, summary.attack, strict=True)) == sorted((m, a) for m in METHODS for a in ATTACKS)
     assert (summary.n_targets == N).all()
 
     per_ex = pd.read_parquet(tiny_run / "tables/per_example.parquet")
