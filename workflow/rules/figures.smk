@@ -9,8 +9,6 @@ rule figures:
     output:
         multiext(f"{R}/figures/attack_accuracy", ".png", ".pdf"),
         multiext(f"{R}/figures/per_example_accuracy", ".png", ".pdf"),
-    params:
-        out_dir=f"{R}/figures",
     log:
         f"{R}/logs/figures.log",
     script:
