@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 from scipy.stats import norm
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score, roc_curve
@@ -30,6 +32,7 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 log = logging.getLogger(__name__)
 
 SD_FLOOR = 1e-6
+EPSILON_CAP = 10.0  # per-example epsilon where an error rate is zero
 
 
 @dataclass(frozen=True)
@@ -40,20 +43,26 @@ class Trials:
     label: (c, N) bool, the truth (x in F_i); valid: (c, N) bool, where a trial exists.
     threshold: the decision threshold of the attack's own rule (0 for a likelihood ratio).
     pooled: for attacks that also classify non-candidates (the loss attack's test examples), the
-    flat (labels, scores) of every held-out prediction, which the summary metrics use instead.
+    flat (labels, scores, model ids) of every held-out prediction, which the summary uses instead.
     """
 
     score: np.ndarray
     label: np.ndarray
     valid: np.ndarray
     threshold: float = 0.0
-    pooled: tuple[np.ndarray, np.ndarray] | None = None
+    pooled: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def flat(self) -> tuple[np.ndarray, np.ndarray]:
         """(labels, scores) of every trial, for the summary metrics."""
         if self.pooled is not None:
-            return self.pooled
+            return self.pooled[0], self.pooled[1]
         return self.label[self.valid], self.score[self.valid]
+
+    def models(self) -> np.ndarray:
+        """The target model of every trial, in the order of ``flat()``."""
+        if self.pooled is not None:
+            return self.pooled[2]
+        return np.broadcast_to(np.arange(self.score.shape[1]), self.score.shape)[self.valid]
 
 
 def fold_of(n_models: int, n_folds: int) -> np.ndarray:
@@ -78,23 +87,59 @@ def _sd_with_fallback(sd: np.ndarray, count: np.ndarray) -> np.ndarray:
     return np.maximum(np.where(ok, sd, fallback), SD_FLOOR)
 
 
+LOG_SQRT_2PI = 0.5 * np.log(2 * np.pi)
+
+
+def _logpdf(t, mu, sd):
+    z = (t - mu) / sd
+    return -0.5 * z * z - np.log(sd) - LOG_SQRT_2PI
+
+
 def gaussian_llr(t: np.ndarray, mu_in, sd_in, mu_out, sd_out) -> np.ndarray:
     """Log-likelihood ratio of IN vs OUT Gaussians, summed over the last (view) axis."""
-    return (norm.logpdf(t, mu_in, sd_in) - norm.logpdf(t, mu_out, sd_out)).sum(axis=-1)
+    return (_logpdf(t, mu_in, sd_in) - _logpdf(t, mu_out, sd_out)).sum(axis=-1)
 
 
-def _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds: int, per_example: bool) -> Trials:
+def offline_statistic(t: np.ndarray, mu_out, sd_out) -> np.ndarray:
+    """LiRA offline (one-sided, OUT only): log Pr[Z < t] for Z ~ N(mu_out, sd_out^2), summed over
+    views and centred so that 0 is the OUT median (a target above the median leans IN)."""
+    return (norm.logcdf((t - mu_out) / sd_out) - np.log(0.5)).sum(axis=-1)
+
+
+def _pooled_sd(sd: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """One spread per view, pooled over examples: the root of the count-weighted mean of the
+    within-example variances, shape (1, 1, V). (The LiRA reference code's fixed-variance branch
+    takes the spread of all IN scores together, which mixes in the spread of the per-example
+    means; we pool within-example variances instead, which is what a fixed variance models.)"""
+    w = np.where(np.isfinite(sd) & (count >= 2), count, 0)
+    var = (np.where(w > 0, sd, 0.0) ** 2 * w).sum(axis=(0, 1), keepdims=True) / np.maximum(
+        w.sum(axis=(0, 1), keepdims=True), 1
+    )
+    return np.maximum(np.sqrt(var), SD_FLOOR)
+
+
+def _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds: int, mode: str) -> Trials:
+    """Fit per fold and score the held-out models. mode: online (per-example IN and OUT),
+    offline (per-example OUT only), fixed (per-example means, one pooled spread), population
+    (one IN and one OUT Gaussian per view over all examples)."""
     c, n, _ = s_in.shape
     folds = fold_of(n, n_folds)
     target = np.where(is_in[..., None], s_in, s_out)  # (c, N, V): the model the adversary sees
     score = np.full((c, n), np.nan)
+    axis = (0, 1) if mode == "population" else 1  # moments of shape (1, 1, V), or (c, 1, V)
     for f in range(n_folds):
         fit = (folds != f)[None, :]  # (1, N)
-        axis = 1 if per_example else (0, 1)  # moments of shape (c, 1, V), or (1, 1, V) pooled
-        mu_i, sd_i, n_i = _masked_moments(s_in, (is_in & fit)[..., None], axis)
         mu_o, sd_o, n_o = _masked_moments(s_out, (is_out & fit)[..., None], axis)
-        sd_i, sd_o = _sd_with_fallback(sd_i, n_i), _sd_with_fallback(sd_o, n_o)
         tgt = folds == f
+        if mode == "offline":
+            with np.errstate(invalid="ignore"):
+                score[:, tgt] = offline_statistic(target[:, tgt], mu_o, _sd_with_fallback(sd_o, n_o))
+            continue
+        mu_i, sd_i, n_i = _masked_moments(s_in, (is_in & fit)[..., None], axis)
+        if mode == "fixed":
+            sd_i = sd_o = _pooled_sd(np.concatenate([sd_i, sd_o], 1), np.concatenate([n_i, n_o], 1))
+        else:
+            sd_i, sd_o = _sd_with_fallback(sd_i, n_i), _sd_with_fallback(sd_o, n_o)
         with np.errstate(invalid="ignore"):
             score[:, tgt] = gaussian_llr(target[:, tgt], mu_i, sd_i, mu_o, sd_o)
     valid = is_in | is_out
@@ -105,12 +150,24 @@ def ulira(s_in, s_out, is_in, is_out, n_folds: int = 4) -> Trials:
     """U-LiRA, online: per example, N(mu_in, sd_in^2) fit to phi of the models that unlearned it
     and N(mu_out, sd_out^2) to phi of the retrains that never saw it; the statistic is the
     log-likelihood ratio on the target model, summed over views."""
-    return _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds, per_example=True)
+    return _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds, "online")
+
+
+def ulira_offline(s_in, s_out, is_in, is_out, n_folds: int = 4) -> Trials:
+    """U-LiRA, offline: only the OUT Gaussian of each example (no unlearned shadow model needed);
+    the statistic is one-sided: how far into the upper tail of OUT the target's phi lies."""
+    return _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds, "offline")
+
+
+def ulira_fixed_variance(s_in, s_out, is_in, is_out, n_folds: int = 4) -> Trials:
+    """U-LiRA, online with one spread per view pooled over examples and over IN/OUT: per-example
+    means, a shared variance; steadier than per-example spreads when N is small."""
+    return _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds, "fixed")
 
 
 def population_gaussian(s_in, s_out, is_in, is_out, n_folds: int = 4) -> Trials:
     """The same likelihood-ratio test with one IN and one OUT Gaussian per view, pooled over C."""
-    return _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds, per_example=False)
+    return _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds, "population")
 
 
 def population_loss(
@@ -158,11 +215,11 @@ def population_loss(
         cv = StratifiedKFold(folds, shuffle=True, random_state=int(rng.integers(2**31)))
         proba = cross_val_predict(LogisticRegression(), feat, y, cv=cv, method="predict_proba")[:, 1]
         score[pos, i] = proba[: len(pos)] - 0.5
-        preds.append((y, proba - 0.5))
+        preds.append((y, proba - 0.5, np.full(len(y), i)))
     pooled = (
-        (np.concatenate([p[0] for p in preds]), np.concatenate([p[1] for p in preds]))
+        tuple(np.concatenate([p[k] for p in preds]) for k in range(3))
         if preds
-        else (np.zeros(0, bool), np.zeros(0))
+        else (np.zeros(0, bool), np.zeros(0), np.zeros(0, int))
     )
     return Trials(score, is_in, is_in & np.isfinite(score), pooled=pooled)
 
@@ -173,22 +230,77 @@ def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
 
 
 def summarize(labels: np.ndarray, score: np.ndarray, threshold: float = 0.0) -> dict:
-    """Accuracy at the attack's threshold, AUC and TPR at 1% FPR over a flat set of trials."""
+    """Accuracy at the attack's threshold and at the best threshold, AUC, and TPR at 0.1% and 1%
+    FPR over a flat set of trials. A non-finite statistic decides nothing: it sits at the
+    threshold (predicted OUT) and is counted in ``n_nonfinite``."""
     finite = np.isfinite(score)
-    s = np.where(finite, score, threshold)  # a non-finite statistic decides nothing: at the threshold
-    acc = float(np.mean((s > threshold) == labels))
-    if labels.all() or not labels.any():
-        auc, tpr1 = float("nan"), float("nan")
-    else:
-        fpr, tpr, _ = roc_curve(labels, s)
-        auc, tpr1 = float(roc_auc_score(labels, s)), tpr_at_fpr(fpr, tpr, 0.01)
-    return {
+    s = np.where(finite, score, threshold)
+    acc = float(np.mean((s > threshold) == labels)) if len(s) else float("nan")
+    out = {
         "accuracy": acc,
-        "auc": auc,
-        "tpr_at_1pct_fpr": tpr1,
-        "n_trials": int(len(s)),
-        "n_nonfinite": int((~finite).sum()),
+        "accuracy_best": float("nan"),
+        "auc": float("nan"),
+        "tpr_at_0.1pct_fpr": float("nan"),
+        "tpr_at_1pct_fpr": float("nan"),
     }
+    if labels.any() and not labels.all():
+        fpr, tpr, _ = roc_curve(labels, s)
+        pos = labels.mean()
+        out.update(
+            {
+                "accuracy_best": float(np.max(tpr * pos + (1 - fpr) * (1 - pos))),
+                "auc": float(roc_auc_score(labels, s)),
+                "tpr_at_0.1pct_fpr": tpr_at_fpr(fpr, tpr, 0.001),
+                "tpr_at_1pct_fpr": tpr_at_fpr(fpr, tpr, 0.01),
+            }
+        )
+    return {**out, "n_trials": int(len(s)), "n_nonfinite": int((~finite).sum())}
+
+
+def bootstrap(
+    labels: np.ndarray,
+    score: np.ndarray,
+    models: np.ndarray,
+    threshold: float = 0.0,
+    n_boot: int = 200,
+    seed: int = 0,
+    level: float = 0.95,
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of accuracy, AUC and TPR at 0.1% and 1% FPR, resampling target
+    models with replacement (trials of one model move together).
+
+    Vectorised: a resample is a weight per trial (how often its model was drawn), and every
+    metric is a weighted cumulative sum over the trials sorted once by score.
+    """
+    keys = ("accuracy", "auc", "tpr_at_0.1pct_fpr", "tpr_at_1pct_fpr")
+    if len(score) == 0 or labels.all() or not labels.any():
+        return {k: (float("nan"), float("nan")) for k in keys}
+    s = np.where(np.isfinite(score), score, threshold)
+    order = np.argsort(-s, kind="stable")
+    s, lab, mod = s[order], labels[order].astype(float), models[order]
+    model_ids, mod = np.unique(mod, return_inverse=True)
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(len(model_ids), np.full(len(model_ids), 1 / len(model_ids)), size=n_boot)
+    correct = ((s > threshold) == (lab > 0)).astype(float)
+    last = np.r_[s[1:] != s[:-1], True]  # the last trial of each run of tied scores
+    res = {k: [] for k in keys}
+    for chunk in np.array_split(counts, max(1, n_boot * len(s) // 20_000_000 + 1)):
+        w = chunk[:, mod].astype(float)  # (b, trials)
+        res["accuracy"].append((w * correct).sum(1) / w.sum(1))
+        tp, fp = np.cumsum(w * lab, 1)[:, last], np.cumsum(w * (1 - lab), 1)[:, last]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            tpr, fpr = tp / tp[:, -1:], fp / fp[:, -1:]
+        tpr, fpr = np.c_[np.zeros(len(w)), tpr], np.c_[np.zeros(len(w)), fpr]
+        res["auc"].append(np.trapezoid(tpr, fpr, axis=1))
+        for k, x in (("tpr_at_0.1pct_fpr", 0.001), ("tpr_at_1pct_fpr", 0.01)):
+            res[k].append(np.where(fpr <= x, tpr, 0.0).max(1))
+    lo, hi = 100 * (1 - level) / 2, 100 * (1 + level) / 2
+    out = {}
+    for k, v in res.items():
+        v = np.concatenate(v)
+        v = v[np.isfinite(v)]
+        out[k] = (float(np.percentile(v, lo)), float(np.percentile(v, hi))) if len(v) else (np.nan, np.nan)
+    return out
 
 
 def per_example_accuracy(t: Trials) -> tuple[np.ndarray, np.ndarray]:
@@ -200,7 +312,44 @@ def per_example_accuracy(t: Trials) -> tuple[np.ndarray, np.ndarray]:
         return correct.sum(axis=1) / n, n
 
 
-ATTACKS: dict[str, Callable] = {"ulira": ulira, "population_gaussian": population_gaussian}
+def per_example_epsilon(t: Trials, delta: float = 1e-5, cap: float = EPSILON_CAP) -> np.ndarray:
+    """Per-example epsilon as in the NeurIPS 2023 unlearning challenge: over every threshold of
+    the example's own trials, max of log((1 - delta - FPR) / FNR) and log((1 - delta - FNR) / FPR),
+    capped at ``cap`` (a zero error rate would make it infinite). Shape (c,); nan where an example
+    has no IN or no OUT trial."""
+    s = np.where(t.valid, np.where(np.isfinite(t.score), t.score, t.threshold), -np.inf)  # (c, N)
+    order = np.argsort(-s, axis=1, kind="stable")
+    lab = np.take_along_axis(t.label & t.valid, order, 1)
+    out_ = np.take_along_axis(~t.label & t.valid, order, 1)
+    n_in, n_out = lab.sum(1, keepdims=True), out_.sum(1, keepdims=True)
+    # threshold after the k-th highest score (k = 0..N): predicted IN = the top k
+    tp = np.c_[np.zeros((len(s), 1)), np.cumsum(lab, 1)]
+    fp = np.c_[np.zeros((len(s), 1)), np.cumsum(out_, 1)]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fpr, fnr = fp / n_out, 1 - tp / n_in
+        e1 = np.log(np.maximum(1 - delta - fpr, 0) / fnr)
+        e2 = np.log(np.maximum(1 - delta - fnr, 0) / fpr)
+        eps = np.max(np.where(np.isnan(e1) & np.isnan(e2), -np.inf, np.minimum(np.fmax(e1, e2), cap)), axis=1)
+    eps = np.maximum(eps, 0.0)
+    return np.where((n_in[:, 0] > 0) & (n_out[:, 0] > 0), eps, np.nan)
+
+
+def roc_points(labels: np.ndarray, score: np.ndarray, threshold: float = 0.0, n: int = 400) -> pd.DataFrame:
+    """The ROC curve, thinned to about ``n`` points spaced evenly in log FPR (for log-log plots)."""
+    if labels.all() or not labels.any():
+        return pd.DataFrame({"fpr": [], "tpr": []})
+    fpr, tpr, _ = roc_curve(labels, np.where(np.isfinite(score), score, threshold))
+    grid = np.r_[0.0, np.logspace(np.log10(max(fpr[fpr > 0].min(), 1e-6)), 0, n)]
+    idx = np.unique(np.clip(np.searchsorted(fpr, grid, side="right") - 1, 0, len(fpr) - 1))
+    return pd.DataFrame({"fpr": fpr[idx], "tpr": tpr[idx]})
+
+
+ATTACKS: dict[str, Callable] = {
+    "ulira": ulira,
+    "ulira_offline": ulira_offline,
+    "ulira_fixed_variance": ulira_fixed_variance,
+    "population_gaussian": population_gaussian,
+}
 
 
 @dataclass
@@ -211,34 +360,87 @@ class ScoreCube:
     loss: np.ndarray
 
 
-def cubes(scores: pd.DataFrame, n_models: int, views: Sequence[str], n_examples: int) -> dict[str, ScoreCube]:
+def cubes(
+    scores: pd.DataFrame | pa.Table, n_models: int, views: Sequence[str], n_examples: int
+) -> dict[str, ScoreCube]:
     """Split the long score table into a cube per method (``none`` = originals, ``retrain``)."""
+    table = scores if isinstance(scores, pa.Table) else pa.Table.from_pandas(scores, preserve_index=False)
     out = {}
-    vidx = {v: i for i, v in enumerate(views)}
-    for method, df in scores.groupby("method", sort=False, observed=True):
+    for method in pc.unique(table["method"]).to_pylist():
+        part = table.filter(pc.equal(table["method"], method))
+        view = np.full(part.num_rows, -1)
+        names = part["view"].to_numpy(zero_copy_only=False)
+        for i, v in enumerate(views):
+            view[names == v] = i
         shape = (n_models, len(views), n_examples)
         phi, loss = np.full(shape, np.nan, np.float32), np.full(shape, np.nan, np.float32)
-        ix = (df["model_id"].to_numpy(), df["view"].map(vidx).to_numpy(), df["example_id"].to_numpy())
-        phi[ix], loss[ix] = df["phi"].to_numpy(), df["loss"].to_numpy()
+        ix = (part["model_id"].to_numpy(), view, part["example_id"].to_numpy())
+        phi[ix], loss[ix] = part["phi"].to_numpy(), part["loss"].to_numpy()
         out[str(method)] = ScoreCube(phi, loss)
     return out
 
 
+SUMMARY_COLUMNS = [
+    "method",
+    "attack",
+    "accuracy",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "accuracy_best",
+    "auc",
+    "auc_ci_low",
+    "auc_ci_high",
+    "tpr_at_0.1pct_fpr",
+    "tpr_at_0.1pct_fpr_ci_low",
+    "tpr_at_0.1pct_fpr_ci_high",
+    "tpr_at_1pct_fpr",
+    "tpr_at_1pct_fpr_ci_low",
+    "tpr_at_1pct_fpr_ci_high",
+    "epsilon_median",
+    "n_targets",
+    "n_trials",
+    "n_nonfinite",
+    "diverged_models",
+]
+BOOTSTRAP_TRIALS = 200_000  # the intervals resample models; trials past this are subsampled
+
+
+def _row(t: Trials, n_boot: int, seed: int, eps: np.ndarray) -> dict:
+    labels, score = t.flat()
+    row = summarize(labels, score, t.threshold)
+    models = t.models()
+    if len(score) > BOOTSTRAP_TRIALS:
+        keep = np.random.default_rng(seed).choice(len(score), BOOTSTRAP_TRIALS, replace=False)
+        labels, score, models = labels[keep], score[keep], models[keep]
+    for k, (lo, hi) in bootstrap(labels, score, models, t.threshold, n_boot, seed).items():
+        row[f"{k}_ci_low"], row[f"{k}_ci_high"] = lo, hi
+    row["epsilon_median"] = float(np.nanmedian(eps)) if np.isfinite(eps).any() else float("nan")
+    return row
+
+
 def run(
-    scores: pd.DataFrame,
+    scores: pd.DataFrame | pa.Table,
     membership: pd.DataFrame,
     methods: Sequence[str],
     n_folds: int = 4,
     loss_cv_folds: int = 5,
     seed: int = 0,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Every attack on every method (controls included). Returns (summary, per_example)."""
+    n_bootstrap: int = 100,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Every attack on every method (controls included). Returns (summary, per_example, roc).
+
+    On the forget candidates: U-LiRA (online, offline, fixed variance), the population Gaussian
+    and the population loss U-MIA. On the retained pool examples (outside C): plain LiRA
+    (``lira_retained``: members D_i minus F_i vs non-members) on the method's own models, so its
+    ``none`` row is the originals' vulnerability and each method's row shows how unlearning moved it.
+    """
     n_models = int(membership["model_id"].max()) + 1
     n_pool = int(membership["example_id"].max()) + 1
-    views = list(dict.fromkeys(scores["view"]))
-    n_examples = int(scores["example_id"].max()) + 1
+    table = scores if isinstance(scores, pa.Table) else pa.Table.from_pandas(scores, preserve_index=False)
+    views = list(dict.fromkeys(pc.unique(table["view"]).to_pylist()))
+    n_examples = int(pc.max(table["example_id"]).as_py()) + 1
     labels = np.zeros(n_examples, np.int64)
-    first = scores.drop_duplicates("example_id")
+    first = table.filter(pc.equal(table["model_id"], pc.min(table["model_id"])))
     labels[first["example_id"].to_numpy()] = first["label"].to_numpy()
 
     in_train = np.zeros((n_models, n_pool), bool)
@@ -246,41 +448,63 @@ def run(
     ix = (membership["model_id"].to_numpy(), membership["example_id"].to_numpy())
     in_train[ix], in_forget[ix] = membership["in_train"].to_numpy(), membership["in_forget"].to_numpy()
     cand = np.flatnonzero(in_forget.any(axis=0))  # (c,)
+    kept = np.setdiff1d(np.arange(n_pool), cand)  # retained examples: never in a forget set
     is_in, is_out = in_forget[:, cand].T, ~in_train[:, cand].T  # (c, N)
     test_ids = np.arange(n_pool, n_examples)
 
-    cube = cubes(scores, n_models, views, n_examples)
+    cube = cubes(table, n_models, views, n_examples)
+    del table
     if "retrain" not in cube:
         raise ValueError("the score table has no retrain models; the OUT distributions come from them")
     s_out = cube["retrain"].phi[:, :, cand].transpose(2, 0, 1)  # (c, N, V)
-    rows, per_ex = [], []
+    rows, per_ex, rocs = [], [], []
     for m in ["none", "retrain", *methods]:
         if m not in cube:
             log.warning("method %s has no scores; left out of the tables", m)
             continue
-        s_in = cube[m].phi[:, :, cand].transpose(2, 0, 1)
+        phi = cube[m].phi
+        diverged = int((~np.isfinite(phi).all(axis=(1, 2))).sum())
+        if diverged:
+            log.warning("method %s: %d of %d models have non-finite scores (diverged)", m, diverged, n_models)
+        s_in = phi[:, :, cand].transpose(2, 0, 1)
         results = {name: fn(s_in, s_out, is_in, is_out, n_folds) for name, fn in ATTACKS.items()}
         loss = cube[m].loss[:, 0, :]  # (N, n_examples): first view
         results["population_loss"] = population_loss(
             loss[:, cand].T, is_in, labels[cand], loss[:, test_ids].T, labels[test_ids], loss_cv_folds, seed
         )
+        examples = dict.fromkeys(results, cand)
+        if len(kept):
+            s_kept = phi[:, :, kept].transpose(2, 0, 1)  # (kept, N, V)
+            member = in_train[:, kept].T
+            results["lira_retained"] = _kfold_gaussian(s_kept, s_kept, member, ~member, n_folds, "online")
+            examples["lira_retained"] = kept
         for name, t in results.items():
-            row = summarize(*t.flat(), t.threshold)
-            rows.append({"method": m, "attack": name, **row, "n_targets": n_models})
+            eps = per_example_epsilon(t)
+            rows.append(
+                {
+                    "method": m,
+                    "attack": name,
+                    **_row(t, n_bootstrap, seed, eps),
+                    "n_targets": n_models,
+                    "diverged_models": diverged,
+                }
+            )
             acc, n = per_example_accuracy(t)
+            ids = examples[name]
             per_ex.append(
                 pd.DataFrame(
                     {
                         "method": m,
                         "attack": name,
-                        "example_id": cand,
-                        "label": labels[cand],
+                        "example_id": ids,
+                        "label": labels[ids],
                         "accuracy": acc,
+                        "epsilon": eps,
                         "n_trials": n,
                     }
                 )
             )
-    summary = pd.DataFrame(rows)[
-        ["method", "attack", "accuracy", "auc", "tpr_at_1pct_fpr", "n_targets", "n_trials", "n_nonfinite"]
-    ]
-    return summary, pd.concat(per_ex, ignore_index=True)
+            rocs.append(roc_points(*t.flat(), t.threshold).assign(method=m, attack=name))
+    summary = pd.DataFrame(rows)[SUMMARY_COLUMNS]
+    roc = pd.concat(rocs, ignore_index=True)[["method", "attack", "fpr", "tpr"]]
+    return summary, pd.concat(per_ex, ignore_index=True), roc

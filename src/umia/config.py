@@ -20,7 +20,7 @@ import yaml
 
 CONTROLS = ("none", "retrain")
 # Unlearning methods the package implements; the controls are not in the config's method list.
-METHODS = ("finetune", "gradient_ascent", "neggrad_plus")
+METHODS = ("finetune", "gradient_ascent", "neggrad_plus", "random_labels", "l1_sparse", "scrub", "salun")
 # Networks that suit each dataset's image size.
 NETWORKS = {
     "digits": ("mlp", "cnn"),

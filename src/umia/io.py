@@ -44,16 +44,6 @@ MEMBERSHIP = pa.schema(
 
 CANDIDATES = pa.schema([("example_id", pa.int64()), ("label", pa.int16())])
 
-SUMMARY_COLUMNS = [
-    "method",
-    "attack",
-    "accuracy",
-    "auc",
-    "tpr_at_1pct_fpr",
-    "n_targets",
-    "n_trials",
-    "n_nonfinite",
-]
 PER_EXAMPLE = pa.schema(
     [
         ("method", pa.string()),
@@ -61,9 +51,12 @@ PER_EXAMPLE = pa.schema(
         ("example_id", pa.int64()),
         ("label", pa.int16()),
         ("accuracy", pa.float64()),
+        ("epsilon", pa.float64()),  # NeurIPS 2023 challenge per-example epsilon (delta 1e-5, capped)
         ("n_trials", pa.int32()),
     ]
 )
+
+ROC = pa.schema([("method", pa.string()), ("attack", pa.string()), ("fpr", pa.float64()), ("tpr", pa.float64())])
 
 
 class TableError(RuntimeError):

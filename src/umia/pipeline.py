@@ -59,17 +59,22 @@ def attack_tables(
     membership: str,
     out_summary: str,
     out_per_example: str,
+    out_roc: str,
     methods: Sequence[str],
     n_folds: int,
     loss_cv_folds: int,
+    n_bootstrap: int,
     seed: int,
     config_hash: str,
 ) -> pd.DataFrame:
-    s = io.read_table(scores, io.SCORES, config_hash).to_pandas()
+    s = io.read_table(scores, io.SCORES, config_hash)
     m = io.read_table(membership, io.MEMBERSHIP, config_hash).to_pandas()
-    summary, per_example = attacks.run(s, m, methods, n_folds=n_folds, loss_cv_folds=loss_cv_folds, seed=seed)
-    log.info("summary:\n%s", summary.to_string(index=False))
+    summary, per_example, roc = attacks.run(
+        s, m, methods, n_folds=n_folds, loss_cv_folds=loss_cv_folds, seed=seed, n_bootstrap=n_bootstrap
+    )
+    log.info("summary:\n%s", summary[["method", "attack", "accuracy", "auc", "tpr_at_1pct_fpr"]].to_string(index=False))
+    io.write_table(per_example, out_per_example, io.PER_EXAMPLE, config_hash)
+    io.write_table(roc, out_roc, io.ROC, config_hash)
     with io.atomic_path(out_summary) as tmp:
         summary.to_csv(tmp, index=False, float_format="%.6g")
-    io.write_table(per_example, out_per_example, io.PER_EXAMPLE, config_hash)
     return summary

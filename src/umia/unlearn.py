@@ -7,6 +7,7 @@ section. ``forget`` and ``retain`` are (x, y) pairs of tensors on the device.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -95,7 +96,7 @@ def neggrad_plus(
     model.train()
     for _ in range(total):
         ir = torch.randint(0, len(xr), (bs,), generator=gen, device=xr.device)
-        jf = torch.randint(0, len(xf), (min(bs, len(xf)),), generator=gen, device=xf.device)
+        jf = torch.randint(0, len(xf), (bs,), generator=gen, device=xf.device)  # fixed shape: one cuDNN plan
         with bench.autocast:
             lr_ = F.cross_entropy(model(xr[ir]).float(), yr[ir], label_smoothing=ls)
             lf = F.cross_entropy(model(xf[jf]).float(), yf[jf], label_smoothing=ls)
@@ -106,10 +107,160 @@ def neggrad_plus(
         sched.step()
 
 
+def _plan(model: nn.Module, s: Mapping, n: int, weight_decay: float = 5e-4):
+    """Batch size, number of steps (``epochs`` passes over n examples) and the optimiser."""
+    bs = min(s["batch_size"], n)
+    total = max(1, round(s["epochs"] * math.ceil(n / bs)))
+    opt, sched = sgd(model, s["lr"], 0.9, weight_decay, total, 0.0)
+    return bs, total, opt, sched
+
+
+def _step(opt, sched, loss: torch.Tensor, model: nn.Module | None = None, mask: dict | None = None) -> None:
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if mask is not None:  # update only the masked (salient) weights
+        for name, p in model.named_parameters():
+            if p.grad is not None:
+                p.grad.mul_(mask[name])
+    opt.step()
+    sched.step()
+
+
+def _batch(x: torch.Tensor, bs: int, gen: torch.Generator) -> torch.Tensor:
+    """Indices of a batch of fixed size bs drawn with replacement (one shape: one cuDNN plan)."""
+    return torch.randint(0, len(x), (bs,), generator=gen, device=x.device)
+
+
+def _wrong_labels(y: torch.Tensor, n_classes: int, gen: torch.Generator) -> torch.Tensor:
+    """A uniformly random label other than the true one, for each example."""
+    shift = torch.randint(1, n_classes, y.shape, generator=gen, device=y.device)
+    return (y + shift) % n_classes
+
+
+def _relabel_loop(bench, model, forget, retain, s, gen, mask=None, weight_decay=5e-4) -> None:
+    """Fine-tune on the forget set with random wrong labels and on the retain set with true
+    labels, one batch of each per step, for ``epochs`` passes over the forget set."""
+    (xf, yf), (xr, yr) = forget, retain
+    bs, total, opt, sched = _plan(model, s, len(xf), weight_decay)
+    ls = s.get("label_smoothing", 0.0)
+    model.train()
+    for _ in range(total):
+        jf, ir = _batch(xf, bs, gen), _batch(xr, bs, gen)
+        with bench.autocast:
+            lf = F.cross_entropy(model(xf[jf]).float(), _wrong_labels(yf[jf], bench.n_classes, gen), label_smoothing=ls)
+            lr_ = F.cross_entropy(model(xr[ir]).float(), yr[ir], label_smoothing=ls)
+        _step(opt, sched, lf + lr_, model, mask)
+
+
+def random_labels(
+    bench: Workbench, model: nn.Module, forget: Pair, retain: Pair, s: Mapping, gen: torch.Generator
+) -> None:
+    """Random labels (Graves et al., AAAI 2021, "Amnesiac Machine Learning"): fine-tune on the
+    forget set relabelled with random wrong classes, alongside the retain set with true labels."""
+    if len(forget[0]):
+        _relabel_loop(bench, model, forget, retain, s, gen)
+
+
+def l1_sparse(bench: Workbench, model: nn.Module, forget: Pair, retain: Pair, s: Mapping, gen: torch.Generator) -> None:
+    """l1-sparse unlearning (Jia et al., NeurIPS 2023, "Model Sparsity Can Simplify Machine
+    Unlearning"): fine-tune on the retain set with an L1 penalty gamma_t * ||w||_1 on the weights,
+    gamma_t decaying linearly from ``l1`` to zero."""
+    xr, yr = retain
+    bs, total, opt, sched = _plan(model, s, len(xr))
+    ls = s.get("label_smoothing", 0.0)
+    weights = [p for p in model.parameters() if p.requires_grad and p.dim() > 1]
+    model.train()
+    for step in range(total):
+        ir = _batch(xr, bs, gen)
+        with bench.autocast:
+            loss = F.cross_entropy(model(xr[ir]).float(), yr[ir], label_smoothing=ls)
+        gamma = s["l1"] * (1 - step / total)
+        _step(opt, sched, loss + gamma * sum(w.abs().sum() for w in weights))
+
+
+def _kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, t: float) -> torch.Tensor:
+    """KL(teacher || student) at temperature t, scaled by t^2 as in distillation."""
+    return (
+        F.kl_div(
+            F.log_softmax(student_logits.float() / t, 1),
+            F.log_softmax(teacher_logits.float() / t, 1),
+            reduction="batchmean",
+            log_target=True,
+        )
+        * t
+        * t
+    )
+
+
+def scrub(bench: Workbench, model: nn.Module, forget: Pair, retain: Pair, s: Mapping, gen: torch.Generator) -> None:
+    """SCRUB (Kurmanji et al., NeurIPS 2023, "Towards Unbounded Machine Unlearning"): the
+    original is a frozen teacher; the student alternates max steps (move away from the teacher
+    on the forget set) for the first ``max_epochs`` epochs with min steps (stay close to the
+    teacher on the retain set: alpha * KL + gamma * CE)."""
+    (xf, _), (xr, yr) = forget, retain
+    teacher = copy.deepcopy(model).eval().requires_grad_(False)
+    bs = min(s["batch_size"], len(xr))
+    n_f = math.ceil(len(xf) / bs) if len(xf) else 0
+    n_r = math.ceil(len(xr) / bs)
+    opt, sched = sgd(model, s["lr"], 0.9, 5e-4, s["epochs"] * n_r + s["max_epochs"] * n_f, 0.0)
+    ls, t = s.get("label_smoothing", 0.0), s["temperature"]
+    model.train()
+    for epoch in range(s["epochs"]):
+        if epoch < s["max_epochs"]:
+            for _ in range(n_f):
+                jf = _batch(xf, bs, gen)
+                with bench.autocast, torch.no_grad():
+                    target = teacher(xf[jf])
+                with bench.autocast:
+                    _step(opt, sched, -_kl(model(xf[jf]), target, t))
+        for _ in range(n_r):
+            ir = _batch(xr, bs, gen)
+            with bench.autocast, torch.no_grad():
+                target = teacher(xr[ir])
+            with bench.autocast:
+                out = model(xr[ir])
+            loss = s["alpha"] * _kl(out, target, t) + s["gamma"] * F.cross_entropy(
+                out.float(), yr[ir], label_smoothing=ls
+            )
+            _step(opt, sched, loss)
+
+
+def saliency_mask(bench: Workbench, model: nn.Module, forget: Pair, sparsity: float) -> dict[str, torch.Tensor]:
+    """SalUn's weight saliency: the ``sparsity`` share of weights with the largest |gradient| of
+    the forget loss (one global threshold over all parameters). Returns a 0/1 mask per parameter."""
+    x, y = forget
+    model.zero_grad(set_to_none=True)
+    model.eval()  # batch statistics of the forget set must not leak into BN running stats
+    for i in range(0, len(x), 1024):
+        with bench.autocast:
+            F.cross_entropy(model(x[i : i + 1024]).float(), y[i : i + 1024], reduction="sum").backward()
+    grads = {n: p.grad.abs() for n, p in model.named_parameters() if p.grad is not None}
+    flat = torch.cat([g.flatten() for g in grads.values()])
+    k = max(1, int(round(sparsity * len(flat))))
+    threshold = torch.topk(flat, k, sorted=False).values.min()
+    model.zero_grad(set_to_none=True)
+    return {
+        n: (grads[n] >= threshold).to(p.dtype) if n in grads else torch.zeros_like(p)
+        for n, p in model.named_parameters()
+    }
+
+
+def salun(bench: Workbench, model: nn.Module, forget: Pair, retain: Pair, s: Mapping, gen: torch.Generator) -> None:
+    """SalUn (Fan et al., ICLR 2024, "SalUn: Empowering Machine Unlearning via Gradient-based
+    Weight Saliency"): random-label fine-tuning that updates only the salient weights."""
+    if len(forget[0]):
+        mask = saliency_mask(bench, model, forget, s["sparsity"])
+        _relabel_loop(bench, model, forget, retain, s, gen, mask=mask, weight_decay=0.0)
+
+
 METHODS: dict[str, Method] = {
     "finetune": finetune,
     "gradient_ascent": gradient_ascent,
     "neggrad_plus": neggrad_plus,
+    "random_labels": random_labels,
+    "l1_sparse": l1_sparse,
+    "scrub": scrub,
+    "salun": salun,
 }
 
 

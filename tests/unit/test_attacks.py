@@ -224,9 +224,12 @@ def test_summarize_hand_made():
     AUC: of the 4 (pos, neg) pairs, 3 are ordered right -> 0.75. At FPR 0 the top score (a
     positive) is caught: TPR at 1% FPR = 0.5."""
     s = summarize(np.array([True, True, False, False]), np.array([2.0, -1.0, 1.0, -2.0]), 0.0)
+    # best threshold: above 2 only -> IN for 2: right on 2, 1, -2 -> 3/4 correct
     assert s == {
         "accuracy": 0.5,
+        "accuracy_best": 0.75,
         "auc": 0.75,
+        "tpr_at_0.1pct_fpr": 0.5,
         "tpr_at_1pct_fpr": 0.5,
         "n_trials": 4,
         "n_nonfinite": 0,
@@ -375,27 +378,21 @@ def test_run_controls_behave():
     trials: SE 0.04, so 'near chance' is |acc - 0.5| < 0.2 (5 SE), and `none` (Bayes accuracy
     Phi(3 sqrt(2) / 2) = 0.98 with two views) must exceed 0.8."""
     scores, member, cand = _tables()
-    summary, per_ex = A.run(scores, member, methods=[], n_folds=4, loss_cv_folds=3)
-    assert list(summary.columns) == [
-        "method",
-        "attack",
-        "accuracy",
-        "auc",
-        "tpr_at_1pct_fpr",
-        "n_targets",
-        "n_trials",
-        "n_nonfinite",
-    ]
+    summary, per_ex, roc = A.run(scores, member, methods=[], n_folds=4, loss_cv_folds=3)
+    assert list(summary.columns) == A.SUMMARY_COLUMNS
     acc = summary.set_index(["method", "attack"]).accuracy
-    assert set(acc.index) == {
-        (m, a) for m in ("none", "retrain") for a in ("ulira", "population_gaussian", "population_loss")
-    }
+    attacks = ("ulira", "ulira_offline", "ulira_fixed_variance", "population_gaussian", "population_loss")
+    assert set(acc.index) == {(m, a) for m in ("none", "retrain") for a in (*attacks, "lira_retained")}
+    s = summary.set_index(["method", "attack"])
+    assert (s.accuracy_ci_low <= s.accuracy + 1e-9).all() and (s.accuracy <= s.accuracy_ci_high + 1e-9).all()
+    assert set(zip(roc.method, roc.attack, strict=True)) == set(acc.index)
     assert acc["none", "ulira"] > 0.8
     assert abs(acc["retrain", "ulira"] - 0.5) < 0.2
     ul = summary[summary.attack == "ulira"]
     assert (ul.n_trials == len(cand) * 8).all() and (ul.n_targets == 8).all()
     pe = per_ex[(per_ex.method == "none") & (per_ex.attack == "ulira")]
     assert np.array_equal(pe.example_id.to_numpy(), cand)
+    assert pe.epsilon.between(0, A.EPSILON_CAP).all()
     assert (pe.n_trials == 8).all()
 
 
@@ -412,3 +409,99 @@ def test_population_loss_compares_within_classes():
     labels, score = t.flat()
     assert labels.sum() * 2 == len(labels)
     assert abs(summarize(labels, score, t.threshold)["accuracy"] - 0.5) < 0.05
+
+
+# --- variants, epsilon, bootstrap, ROC --------------------------------------------------------
+
+
+def test_offline_and_fixed_variance_recover_known_accuracy():
+    """Equal unit variances everywhere: fixed variance is the Bayes rule, Phi(d/2). Offline
+    thresholds at the OUT median, so it predicts IN iff z > 0: accuracy (Phi(d) + 1/2) / 2."""
+    s_in, s_out, is_in, is_out = _gaussian_scores(3, d=1.0)
+    fixed = A.ulira_fixed_variance(s_in, s_out, is_in, is_out)
+    assert summarize(*fixed.flat())["accuracy"] == pytest.approx(norm.cdf(0.5), abs=0.018)
+    off = A.ulira_offline(s_in, s_out, is_in, is_out)
+    assert summarize(*off.flat(), off.threshold)["accuracy"] == pytest.approx((norm.cdf(1.0) + 0.5) / 2, abs=0.018)
+    # offline is a monotone function of the z-score, so its AUC is the Gaussian AUC Phi(d / sqrt 2)
+    assert summarize(*off.flat())["auc"] == pytest.approx(norm.cdf(1 / math.sqrt(2)), abs=0.02)
+
+
+def test_fixed_variance_pools_within_example_spread_only():
+    """Per-example means spread over [-10, 10]; the pooled spread must still be ~1 (the spread
+    of the residuals), not ~6 (the spread of everything together)."""
+    s_in, s_out, is_in, is_out = _gaussian_scores(4, d=0.0, spread=10.0)
+    mu, sd, n = A._masked_moments(s_out, is_out[..., None], 1)
+    assert A._pooled_sd(sd, n).ravel()[0] == pytest.approx(1.0, abs=0.03)
+
+
+def test_epsilon_hand_made():
+    """One example, 4 IN trials scoring above 4 OUT trials: a threshold separates them, FPR =
+    FNR = 0, so epsilon hits the cap. Identical interleaved scores: at every threshold
+    FPR + FNR = 1 at best, epsilon = log((1 - d - FPR) / FNR) <= ~0."""
+    label = np.array([[True] * 4 + [False] * 4])
+    t = Trials(np.array([[5.0, 6, 7, 8, 1, 2, 3, 4]]), label, np.ones_like(label))
+    assert A.per_example_epsilon(t)[0] == A.EPSILON_CAP
+    t2 = Trials(np.array([[1.0, 3, 5, 7, 2, 4, 6, 8]]), label, np.ones_like(label))
+    # best threshold: above 7 -> TP 0... the top OUT (8) first: FPR 1/4 before any TP;
+    # threshold 6.5: TP {7}, FP {8}: FPR .25, FNR .75 -> log(0.75 / 0.75) = 0
+    assert A.per_example_epsilon(t2)[0] == pytest.approx(0.0, abs=1e-4)
+
+
+def test_epsilon_reference_loop():
+    """Vectorised epsilon against a loop over examples and thresholds."""
+    rng = np.random.default_rng(5)
+    score = rng.standard_normal((6, 20))
+    label = rng.random((6, 20)) < 0.5
+    label[:, 0], label[:, 1] = True, False
+    t = Trials(score + label, label, np.ones_like(label))
+    ref = []
+    for c in range(6):
+        best = -np.inf
+        for thr in np.r_[np.inf, np.sort(t.score[c])[::-1]]:
+            pred = t.score[c] >= thr
+            fpr = (pred & ~label[c]).sum() / (~label[c]).sum()
+            fnr = (~pred & label[c]).sum() / label[c].sum()
+            with np.errstate(divide="ignore"):
+                e = max(
+                    np.log((1 - 1e-5 - fpr) / fnr) if fnr else np.inf, np.log((1 - 1e-5 - fnr) / fpr) if fpr else np.inf
+                )
+            best = max(best, min(e, A.EPSILON_CAP))
+        ref.append(max(best, 0.0))
+    np.testing.assert_allclose(A.per_example_epsilon(t), ref, atol=1e-9)
+
+
+def test_bootstrap_interval_covers_and_narrows():
+    """The interval contains the point estimate, and with 16x the models it is ~4x narrower
+    (it resamples models)."""
+    widths = []
+    for n_models in (16, 256):
+        rng = np.random.default_rng(n_models)
+        models = np.repeat(np.arange(n_models), 100)
+        labels = rng.random(len(models)) < 0.5
+        score = labels + rng.standard_normal(len(models))
+        ci = A.bootstrap(labels, score - 0.5, models, 0.0, n_boot=200, seed=1)
+        point = summarize(labels, score - 0.5)
+        for k in ("accuracy", "auc", "tpr_at_1pct_fpr"):
+            assert ci[k][0] - 1e-9 <= point[k] <= ci[k][1] + 1e-9, k
+        widths.append(ci["auc"][1] - ci["auc"][0])
+    assert 2.5 < widths[0] / widths[1] < 6.5
+
+
+def test_bootstrap_auc_matches_sklearn_without_resampling():
+    """With every model drawn once (n_boot weights of 1) the weighted AUC is the plain AUC."""
+    rng = np.random.default_rng(2)
+    labels = rng.random(500) < 0.4
+    score = labels * 0.7 + rng.standard_normal(500)
+    models = np.arange(500)  # one trial per model: any resample is a reweighting of trials
+    ci = A.bootstrap(labels, score, models, n_boot=400, seed=0)
+    auc = summarize(labels, score)["auc"]
+    assert ci["auc"][0] < auc < ci["auc"][1] and ci["auc"][1] - ci["auc"][0] < 0.12
+
+
+def test_roc_points_are_monotone_and_span_log_range():
+    rng = np.random.default_rng(0)
+    labels = rng.random(20_000) < 0.5
+    roc = A.roc_points(labels, labels + rng.standard_normal(20_000))
+    assert roc.fpr.is_monotonic_increasing and roc.tpr.is_monotonic_increasing
+    assert roc.fpr.iloc[-1] == 1.0 and (roc.fpr > 0).any() and roc.fpr[roc.fpr > 0].min() < 1e-3
+    assert len(roc) <= 401

@@ -23,21 +23,28 @@ from .conftest import TINY, snakemake
 pytestmark = pytest.mark.workflow
 
 METHODS = ["none", "retrain", "finetune", "gradient_ascent", "neggrad_plus"]
-ATTACKS = ["ulira", "population_gaussian", "population_loss"]
+ATTACKS = ["ulira", "ulira_offline", "ulira_fixed_variance", "population_gaussian", "population_loss"]
+ALL_ATTACKS = [*ATTACKS, "lira_retained"]
 N, C, N_POOL, N_TEST, VIEWS = 16, 120, 1347, 450, 2
 
 
 def test_outputs_follow_the_contract(tiny_run):
     summary = pd.read_csv(tiny_run / "tables/summary.csv")
     assert {"method", "attack", "accuracy", "auc", "tpr_at_1pct_fpr", "n_targets"} <= set(summary.columns)
-    assert sorted(zip(summary.method, summary.attack, strict=True)) == sorted((m, a) for m in METHODS for a in ATTACKS)
-    assert (summary.n_targets == N).all()
+    assert sorted(zip(summary.method, summary.attack, strict=True)) == sorted(
+        (m, a) for m in METHODS for a in ALL_ATTACKS
+    )
+    assert (summary.n_targets == N).all() and (summary.diverged_models == 0).all()
+    assert (summary.accuracy_ci_low <= summary.accuracy).all() and (summary.accuracy <= summary.accuracy_ci_high).all()
 
     per_ex = pd.read_parquet(tiny_run / "tables/per_example.parquet")
     assert {"method", "attack", "example_id", "accuracy", "n_trials"} <= set(per_ex.columns)
-    assert len(per_ex) == len(METHODS) * len(ATTACKS) * C
-    # every model is a target once: each candidate has N U-LiRA trials
-    assert (per_ex[per_ex.attack == "ulira"].n_trials == N).all()
+    assert len(per_ex) == len(METHODS) * (len(ATTACKS) * C + (N_POOL - C))
+    # every model is a target once: each candidate (and each retained example) has N trials
+    assert (per_ex[per_ex.attack.isin(["ulira", "lira_retained"])].n_trials == N).all()
+    assert per_ex[per_ex.attack == "ulira"].epsilon.notna().all()
+    roc = pd.read_parquet(tiny_run / "tables/roc.parquet")
+    assert set(zip(roc.method, roc.attack, strict=True)) == {(m, a) for m in METHODS for a in ALL_ATTACKS}
 
     scores = pd.read_parquet(tiny_run / "scores")
     assert len(scores) == (2 + 3) * N * VIEWS * (N_POOL + N_TEST)
@@ -80,5 +87,3 @@ def test_bad_config_stops_before_any_job(tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("umia:")]
     assert lines == ["umia: config key 'n_models': 7 is odd; it must be even (membership is balanced over pairs)"]
     assert not any(tmp_path.iterdir())
-
-

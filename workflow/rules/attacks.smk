@@ -18,10 +18,12 @@ rule attacks:
     output:
         summary=f"{R}/tables/summary.csv",
         per_example=f"{R}/tables/per_example.parquet",
+        roc=f"{R}/tables/roc.parquet",
     params:
         methods=config["methods"],
         n_folds=config["attacks"]["n_folds"],
         loss_cv_folds=config["attacks"]["loss_cv_folds"],
+        n_bootstrap=config["attacks"]["n_bootstrap"],
         seed=config["seed"],
         config_hash=HASH,
     log:

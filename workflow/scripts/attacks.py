@@ -7,5 +7,6 @@ attack_tables(
     membership=snakemake.input.membership,
     out_summary=snakemake.output.summary,
     out_per_example=snakemake.output.per_example,
+    out_roc=snakemake.output.roc,
     **snakemake.params,
 )
