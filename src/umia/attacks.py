@@ -360,23 +360,35 @@ class ScoreCube:
     loss: np.ndarray
 
 
+SCORE_COLUMNS = ["model_id", "method", "example_id", "label", "view", "phi", "loss"]  # what the attacks read
+
+
+def _codes(column, order: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Integer codes of a string column (plain or dictionary-encoded) and the names they stand for."""
+    cat = pd.Categorical(column.to_pandas() if hasattr(column, "to_pandas") else column)
+    if order is not None:
+        cat = cat.set_categories(list(order))
+    return np.asarray(cat.codes), [str(c) for c in cat.categories]
+
+
 def cubes(
     scores: pd.DataFrame | pa.Table, n_models: int, views: Sequence[str], n_examples: int
 ) -> dict[str, ScoreCube]:
     """Split the long score table into a cube per method (``none`` = originals, ``retrain``)."""
-    table = scores if isinstance(scores, pa.Table) else pa.Table.from_pandas(scores, preserve_index=False)
+    get = (lambda c: scores[c]) if isinstance(scores, pa.Table) else (lambda c: scores[c].to_numpy())
+    method, names = _codes(get("method"))
+    view, _ = _codes(get("view"), views)
+    model = np.asarray(get("model_id"))
+    example = np.asarray(get("example_id"))
+    phi_all, loss_all = np.asarray(get("phi")), np.asarray(get("loss"))
     out = {}
-    for method in pc.unique(table["method"]).to_pylist():
-        part = table.filter(pc.equal(table["method"], method))
-        view = np.full(part.num_rows, -1)
-        names = part["view"].to_numpy(zero_copy_only=False)
-        for i, v in enumerate(views):
-            view[names == v] = i
+    for k, name in enumerate(names):
+        rows = np.flatnonzero(method == k)
         shape = (n_models, len(views), n_examples)
         phi, loss = np.full(shape, np.nan, np.float32), np.full(shape, np.nan, np.float32)
-        ix = (part["model_id"].to_numpy(), view, part["example_id"].to_numpy())
-        phi[ix], loss[ix] = part["phi"].to_numpy(), part["loss"].to_numpy()
-        out[str(method)] = ScoreCube(phi, loss)
+        ix = (model[rows], view[rows], example[rows])
+        phi[ix], loss[ix] = phi_all[rows], loss_all[rows]
+        out[name] = ScoreCube(phi, loss)
     return out
 
 
@@ -437,11 +449,11 @@ def run(
     n_models = int(membership["model_id"].max()) + 1
     n_pool = int(membership["example_id"].max()) + 1
     table = scores if isinstance(scores, pa.Table) else pa.Table.from_pandas(scores, preserve_index=False)
-    views = list(dict.fromkeys(pc.unique(table["view"]).to_pylist()))
+    views = [v for v in ("identity", "mirror") if v in set(_codes(table["view"])[1])]
+    views += sorted(set(_codes(table["view"])[1]) - set(views))
     n_examples = int(pc.max(table["example_id"]).as_py()) + 1
     labels = np.zeros(n_examples, np.int64)
-    first = table.filter(pc.equal(table["model_id"], pc.min(table["model_id"])))
-    labels[first["example_id"].to_numpy()] = first["label"].to_numpy()
+    labels[np.asarray(table["example_id"])] = np.asarray(table["label"])
 
     in_train = np.zeros((n_models, n_pool), bool)
     in_forget = np.zeros((n_models, n_pool), bool)

@@ -92,19 +92,36 @@ def write_table(df: pd.DataFrame | pa.Table, path: str | os.PathLike, schema: pa
         pq.write_table(table, tmp, compression="zstd")
 
 
-def read_table(path: str | os.PathLike, schema: pa.Schema, config_hash: str | None) -> pa.Table:
-    """Read a Parquet table, refusing one of another schema or another config."""
+def read_table(
+    path: str | os.PathLike,
+    schema: pa.Schema,
+    config_hash: str | None,
+    columns: list[str] | None = None,
+) -> pa.Table:
+    """Read a Parquet table, refusing one of another schema or another config.
+
+    ``columns`` reads only those (string columns come dictionary-encoded, which keeps a
+    paper-scale score table of 30 M rows in well under a GiB).
+    """
     try:
-        table = pq.read_table(path)
+        found_schema = pq.read_schema(path)
     except (OSError, pa.ArrowException) as e:
         raise TableError(f"{path}: not a readable Parquet file ({e}); delete it and rerun to rebuild it") from e
-    found = (table.schema.metadata or {}).get(HASH_KEY, b"").decode()
+    found = (found_schema.metadata or {}).get(HASH_KEY, b"").decode()
     if config_hash is not None and found != config_hash:
         raise TableError(
             f"{path}: written by another config (hash {found or 'none'}, this config {config_hash}); "
             "use a new experiment name, or move the old results away"
         )
-    missing = [n for n in schema.names if n not in table.column_names]
+    missing = [n for n in schema.names if n not in found_schema.names]
     if missing:
         raise TableError(f"{path}: lacks columns {missing}; it was not written by this version of umia")
+    names = columns or schema.names
+    strings = [n for n in names if schema.field(n).type == pa.string()]
+    try:
+        table = pq.read_table(path, columns=names, read_dictionary=strings if columns else None)
+    except (OSError, pa.ArrowException) as e:
+        raise TableError(f"{path}: not a readable Parquet file ({e}); delete it and rerun to rebuild it") from e
+    if columns:
+        return table
     return table.select(schema.names).cast(schema)

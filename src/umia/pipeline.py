@@ -67,7 +67,7 @@ def attack_tables(
     seed: int,
     config_hash: str,
 ) -> pd.DataFrame:
-    s = io.read_table(scores, io.SCORES, config_hash)
+    s = io.read_table(scores, io.SCORES, config_hash, columns=attacks.SCORE_COLUMNS)
     m = io.read_table(membership, io.MEMBERSHIP, config_hash).to_pandas()
     summary, per_example, roc = attacks.run(
         s, m, methods, n_folds=n_folds, loss_cv_folds=loss_cv_folds, seed=seed, n_bootstrap=n_bootstrap

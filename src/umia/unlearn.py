@@ -115,9 +115,13 @@ def _plan(model: nn.Module, s: Mapping, n: int, weight_decay: float = 5e-4):
     return bs, total, opt, sched
 
 
-def _step(opt, sched, loss: torch.Tensor, model: nn.Module | None = None, mask: dict | None = None) -> None:
+def _step(
+    opt, sched, loss: torch.Tensor, model: nn.Module | None = None, mask: dict | None = None, clip: float = 0.0
+) -> None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    if clip:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     if mask is not None:  # update only the masked (salient) weights
         for name, p in model.named_parameters():
             if p.grad is not None:
@@ -138,25 +142,28 @@ def _wrong_labels(y: torch.Tensor, n_classes: int, gen: torch.Generator) -> torc
 
 
 def _relabel_loop(bench, model, forget, retain, s, gen, mask=None, weight_decay=5e-4) -> None:
-    """Fine-tune on the forget set with random wrong labels and on the retain set with true
-    labels, one batch of each per step, for ``epochs`` passes over the forget set."""
+    """Fine-tune on the model's training set D_i with the forget examples relabelled at random
+    (a wrong class, drawn anew each time an example is drawn): ``epochs`` passes over D_i, the
+    forget examples drawn in their share of it, as in the SalUn reference code."""
     (xf, yf), (xr, yr) = forget, retain
-    bs, total, opt, sched = _plan(model, s, len(xf), weight_decay)
+    x, y = torch.cat([xf, xr]), torch.cat([yf, yr])
+    is_forget = torch.arange(len(x), device=x.device) < len(xf)
+    bs, total, opt, sched = _plan(model, s, len(x), weight_decay)
     ls = s.get("label_smoothing", 0.0)
     model.train()
     for _ in range(total):
-        jf, ir = _batch(xf, bs, gen), _batch(xr, bs, gen)
+        i = _batch(x, bs, gen)
+        target = torch.where(is_forget[i], _wrong_labels(y[i], bench.n_classes, gen), y[i])
         with bench.autocast:
-            lf = F.cross_entropy(model(xf[jf]).float(), _wrong_labels(yf[jf], bench.n_classes, gen), label_smoothing=ls)
-            lr_ = F.cross_entropy(model(xr[ir]).float(), yr[ir], label_smoothing=ls)
-        _step(opt, sched, lf + lr_, model, mask)
+            loss = F.cross_entropy(model(x[i]).float(), target, label_smoothing=ls)
+        _step(opt, sched, loss, model, mask)
 
 
 def random_labels(
     bench: Workbench, model: nn.Module, forget: Pair, retain: Pair, s: Mapping, gen: torch.Generator
 ) -> None:
     """Random labels (Graves et al., AAAI 2021, "Amnesiac Machine Learning"): fine-tune on the
-    forget set relabelled with random wrong classes, alongside the retain set with true labels."""
+    training set with the forget examples relabelled with random wrong classes."""
     if len(forget[0]):
         _relabel_loop(bench, model, forget, retain, s, gen)
 
@@ -196,7 +203,8 @@ def scrub(bench: Workbench, model: nn.Module, forget: Pair, retain: Pair, s: Map
     """SCRUB (Kurmanji et al., NeurIPS 2023, "Towards Unbounded Machine Unlearning"): the
     original is a frozen teacher; the student alternates max steps (move away from the teacher
     on the forget set) for the first ``max_epochs`` epochs with min steps (stay close to the
-    teacher on the retain set: alpha * KL + gamma * CE)."""
+    teacher on the retain set: alpha * KL + gamma * CE). The max objective is unbounded, so the
+    gradient norm is clipped at ``clip`` (0: off) to keep the student from running away."""
     (xf, _), (xr, yr) = forget, retain
     teacher = copy.deepcopy(model).eval().requires_grad_(False)
     bs = min(s["batch_size"], len(xr))
@@ -212,7 +220,7 @@ def scrub(bench: Workbench, model: nn.Module, forget: Pair, retain: Pair, s: Map
                 with bench.autocast, torch.no_grad():
                     target = teacher(xf[jf])
                 with bench.autocast:
-                    _step(opt, sched, -_kl(model(xf[jf]), target, t))
+                    _step(opt, sched, -_kl(model(xf[jf]), target, t), model, clip=s["clip"])
         for _ in range(n_r):
             ir = _batch(xr, bs, gen)
             with bench.autocast, torch.no_grad():
@@ -222,7 +230,7 @@ def scrub(bench: Workbench, model: nn.Module, forget: Pair, retain: Pair, s: Map
             loss = s["alpha"] * _kl(out, target, t) + s["gamma"] * F.cross_entropy(
                 out.float(), yr[ir], label_smoothing=ls
             )
-            _step(opt, sched, loss)
+            _step(opt, sched, loss, model, clip=s["clip"])
 
 
 def saliency_mask(bench: Workbench, model: nn.Module, forget: Pair, sparsity: float) -> dict[str, torch.Tensor]:

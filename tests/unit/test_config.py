@@ -73,7 +73,7 @@ def test_empty_config_takes_every_default(schema):
     "change, key",
     [
         ({"dataset": {"name": "imagenet"}}, "dataset.name"),
-        ({"methods": ["finetune", "scrub"]}, "scrub"),
+        ({"methods": ["finetune", "unlearn_magic"]}, "unlearn_magic"),
         ({"network": "vit"}, "network"),
         ({"dataset": {"name": "digits"}, "network": "resnet18"}, "network"),  # not for 8x8
         ({"n_models": 34, "shard_size": 4}, "n_models"),  # even, 34 % 4 != 0
