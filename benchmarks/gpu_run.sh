@@ -10,7 +10,8 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
 [ -n "${SKIP_SPEED:-}" ] || python3 benchmarks/train_speed.py config/cifar10.yaml --data /root/cifar10.npz --networks fastcnn resnet18 --repeats ${REPEATS:-2} 2>&1 | grep -v INFO | tee $OUT/train_speed.txt
 t0=$(date +%s)
-snakemake --workflow-profile profiles/default --configfile config/cifar10.yaml benchmarks/cifar10-gpu.yaml > $OUT/snakemake.log 2>&1 || { tail -50 $OUT/snakemake.log; }
+# stop Snakemake in time for the tables to come back (a rerun resumes where it stopped)
+timeout ${WORKFLOW_LIMIT:-530} snakemake --workflow-profile profiles/default --configfile config/cifar10.yaml benchmarks/cifar10-gpu.yaml > $OUT/snakemake.log 2>&1 || { tail -50 $OUT/snakemake.log; }
 echo "workflow wall time: $(( $(date +%s) - t0 )) s" | tee -a $OUT/train_speed.txt
 r=results/cifar10-gpu
 cp $r/tables/summary.csv $OUT/ 2>/dev/null || true

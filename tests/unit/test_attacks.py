@@ -156,6 +156,47 @@ def test_population_gaussian_matches_reference(seed):
     np.testing.assert_allclose(t.score, _reference(*data, n_folds=4, per_example=False), rtol=0, atol=1e-8)
 
 
+def _reference_variant(s_in, s_out, is_in, is_out, n_folds, mode):
+    """Loops, as the design states the two variants. offline: sum over views of
+    log Phi((x - mu_out) / sd_out) - log 1/2. fixed: per-example means, one sd per view from the
+    count-weighted within-example variances of both sides over all examples."""
+    c, n, v = s_in.shape
+    folds = (np.arange(n) // 2) % n_folds
+    out = np.full((c, n), np.nan)
+    for f in range(n_folds):
+        fit = folds != f
+        sd_fixed = []
+        for k in range(v):
+            ss, cnt = 0.0, 0
+            for e in range(c):
+                for side, mask in ((s_in[e, :, k], fit & is_in[e]), (s_out[e, :, k], fit & is_out[e])):
+                    ss += ((side[mask] - side[mask].mean()) ** 2).sum()
+                    cnt += mask.sum()
+            sd_fixed.append(np.sqrt(ss / cnt))
+        for e in range(c):
+            for m in np.flatnonzero(folds == f):
+                total = 0.0
+                for k in range(v):
+                    ins, outs = s_in[e, fit & is_in[e], k], s_out[e, fit & is_out[e], k]
+                    x = s_in[e, m, k] if is_in[e, m] else s_out[e, m, k]
+                    if mode == "offline":
+                        total += norm.logcdf((x - outs.mean()) / outs.std()) - np.log(0.5)
+                    else:
+                        sd = sd_fixed[k]
+                        total += norm.logpdf(x, ins.mean(), sd) - norm.logpdf(x, outs.mean(), sd)
+                out[e, m] = total
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_offline_and_fixed_variance_match_reference(seed):
+    data = _small_random(seed)
+    off = A.ulira_offline(*data, n_folds=4)
+    np.testing.assert_allclose(off.score, _reference_variant(*data, 4, "offline"), rtol=0, atol=1e-8)
+    fixed = A.ulira_fixed_variance(*data, n_folds=4)
+    np.testing.assert_allclose(fixed.score, _reference_variant(*data, 4, "fixed"), rtol=0, atol=1e-8)
+
+
 def test_target_score_never_enters_its_own_attacker():
     """Moving one target's score (example e, model m in fold 0) changes no other fold-0
     statistic (their attacker is fit on folds 1-3 only), but changes example e's statistics in
