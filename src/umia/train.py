@@ -58,7 +58,11 @@ class Workbench:
     x_pool: (n_pool, C, H, W) float32; y_pool: (n_pool,) int64; likewise x_test, y_test.
     """
 
-    def __init__(self, data_path: str, candidates_path: str | None, device: str, config_hash: str | None):
+    def __init__(
+        self, data_path: str, candidates_path: str | None, device: str, config_hash: str | None, threads: int = 0
+    ):
+        if threads:
+            torch.set_num_threads(threads)  # the job's share of the node; also fixes CPU results across hosts
         self.device = pick_device(device)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -214,12 +218,13 @@ def train_shard(
     views: Sequence[str],
     device: str,
     config_hash: str,
+    threads: int = 0,
 ) -> None:
     """Train and score the originals (stage "original", on D_i) or retrains (stage "retrain", on
     D_i minus F_i) of one shard of models, then write their scores and, if asked, checkpoints."""
     if stage not in ("original", "retrain"):
         raise ValueError(f"stage must be original or retrain, not {stage!r}")
-    bench = Workbench(data, candidates, device, config_hash)
+    bench = Workbench(data, candidates, device, config_hash, threads)
     rec = Recipe.from_mapping(recipe)
     frames, states = [], {}
     for model_id in plan.shard_models(shard, shard_size):

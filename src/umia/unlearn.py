@@ -290,12 +290,13 @@ def unlearn_shard(
     views: Sequence[str],
     device: str,
     config_hash: str,
+    threads: int = 0,
 ) -> None:
     """Apply one unlearning method to each original of a shard (U_i = m(O_i, F_i, D_i \\ F_i)),
     score the unlearned models, and write their scores (and checkpoints, if asked)."""
     if method_name not in METHODS:
         raise ValueError(f"unknown unlearning method {method_name!r}; known: {', '.join(METHODS)}")
-    bench = Workbench(data, candidates, device, config_hash)
+    bench = Workbench(data, candidates, device, config_hash, threads)
     states, meta = load_models(originals, bench.device)
     if meta["config_hash"] != config_hash:
         raise io.TableError(f"{originals}: written by another config; use a new experiment name")

@@ -13,6 +13,7 @@ R = f"{config['results_dir']}/{config['experiment']}"
 HASH = config_hash(config)
 SHARDS = range(config["n_models"] // config["shard_size"])
 KEEP = config["keep_checkpoints"]
+GPUS = 0 if config["device"] == "cpu" else 1  # model jobs ask the scheduler for a GPU unless device: cpu
 DATA = f"{R}/data/dataset.npz"
 CANDIDATES = f"{R}/plan/candidates.parquet"
 MEMBERSHIP = f"{R}/plan/membership.parquet"

@@ -12,8 +12,9 @@ rule train_original:
         stage="original",
         job=shard_job(),
         recipe=config["train"],
+    threads: 2
     resources:
-        gpu=1,
+        gpu=GPUS,
     log:
         f"{R}/logs/train/original-shard-{{shard}}.log",
     benchmark:
@@ -32,8 +33,9 @@ rule train_retrain:
         stage="retrain",
         job=shard_job(),
         recipe=config["train"],
+    threads: 2
     resources:
-        gpu=1,
+        gpu=GPUS,
     log:
         f"{R}/logs/train/retrain-shard-{{shard}}.log",
     benchmark:

@@ -10,8 +10,9 @@ rule unlearn:
         **model_outputs("unlearned", "{method}", KEEP),
     params:
         job=unlearn_params,
+    threads: 2
     resources:
-        gpu=1,
+        gpu=GPUS,
     log:
         f"{R}/logs/unlearn/{{method}}-shard-{{shard}}.log",
     benchmark:

@@ -9,6 +9,7 @@ train_shard(
     out_ckpt=snakemake.output.get("ckpt"),
     stage=snakemake.params.stage,
     shard=int(snakemake.wildcards.shard),
+    threads=snakemake.threads,
     recipe=snakemake.params.recipe,
     **snakemake.params.job,
 )

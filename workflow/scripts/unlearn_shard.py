@@ -9,5 +9,6 @@ unlearn_shard(
     out_scores=snakemake.output.scores,
     out_ckpt=snakemake.output.get("ckpt"),
     shard=int(snakemake.wildcards.shard),
+    threads=snakemake.threads,
     **snakemake.params.job,
 )

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# sbatch --parsable with the profile's options; the last argument is Snakemake's job script.
+# --gpus=0 is dropped (CPU jobs must not ask for a GPU), an empty partition is left to the default.
+set -euo pipefail
+mkdir -p slurm-logs
+args=()
+for a in "$@"; do
+  case "$a" in
+    --gpus=0|--gpus=|--partition=) ;;
+    *) args+=("$a") ;;
+  esac
+done
+exec sbatch --parsable "${args[@]}"
