@@ -18,6 +18,8 @@ from typing import Any
 import jsonschema
 import yaml
 
+from umia.errors import ConfigError
+
 CONTROLS = ("none", "retrain")
 # Unlearning methods the package implements; the controls are not in the config's method list.
 METHODS = ("finetune", "gradient_ascent", "neggrad_plus", "random_labels", "l1_sparse", "scrub", "salun")
@@ -33,10 +35,6 @@ N_CLASSES = 10  # every dataset here has ten classes
 # table from another experiment is refused rather than mixed. n_models, methods and the rest can
 # change without invalidating finished work (that is how an experiment grows).
 RESULT_KEYS = ("seed", "dataset", "candidates", "views", "network", "train", "shard_size")
-
-
-class ConfigError(ValueError):
-    """A configuration problem, with a message naming the key and the fix."""
 
 
 def _path(error: jsonschema.ValidationError) -> str:
@@ -152,6 +150,9 @@ def resolve(config: Mapping, schema: Mapping) -> dict:
         raise ConfigError(
             f"config key 'dataset.path': {ds['path']} does not exist; fix the path or set it to null to download"
         )
+    if ds.get("sha256") and ds["path"] is None:
+        raise ConfigError("config key 'dataset.sha256': a checksum needs a local file in dataset.path")
+    _check_writable(cfg["results_dir"])
     if ds["name"] == "digits" and ds["path"] is not None:
         raise ConfigError("config key 'dataset.path': digits ships with scikit-learn; set it to null")
     for spec in cfg["methods"]:
@@ -190,6 +191,18 @@ def resolve(config: Mapping, schema: Mapping) -> dict:
             f"{2 * cfg['attacks']['n_folds']}; lower n_folds or raise n_models"
         )
     return cfg
+
+
+def _check_writable(results_dir: str) -> None:
+    """The results folder, or the nearest folder above it that exists, must be a writable folder."""
+    p = Path(results_dir).absolute()
+    while not p.exists():
+        p = p.parent
+    if not p.is_dir() or not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"config key 'results_dir': {results_dir} cannot be written ({p} is not a writable folder); "
+            "choose a folder you can write to"
+        )
 
 
 def pool_size(dataset: Mapping) -> int:

@@ -8,6 +8,7 @@ is never trained on.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from umia.errors import DataError
 from umia.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -25,10 +27,6 @@ IDX_FILES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
-
-
-class DataError(RuntimeError):
-    """A data file that is missing, corrupted or of the wrong shape."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +120,20 @@ def _torchvision(name: str, root: str, download: bool) -> Arrays:
     return Arrays(*arrays(train), *arrays(test))
 
 
+def _check_sha256(path: Path, expected: str) -> None:
+    if path.is_dir():
+        raise DataError(f"dataset.sha256 is set but {path} is a folder; a checksum covers one file")
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if h.hexdigest() != expected:
+        raise DataError(
+            f"{path}: sha256 {h.hexdigest()[:16]}... does not match dataset.sha256 {expected[:16]}...; "
+            "the file is corrupted or another version: fetch it again"
+        )
+
+
 def load(dataset: Mapping, seed: int) -> Arrays:
     """Load a dataset as described by the config's ``dataset`` section."""
     name = dataset["name"]
@@ -131,6 +143,8 @@ def load(dataset: Mapping, seed: int) -> Arrays:
         path = Path(dataset["path"])
         if not path.exists():
             raise DataError(f"dataset.path {path} does not exist; fix it or set it to null to download")
+        if dataset.get("sha256"):
+            _check_sha256(path, dataset["sha256"])
         return _fashion_mnist_folder(path) if name == "fashion_mnist" else _cifar10_npz(path)
     return _torchvision(name, dataset["root"], dataset["download"])
 

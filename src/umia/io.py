@@ -16,6 +16,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from umia.errors import TableError
+
 HASH_KEY = b"umia.config_hash"
 
 SCORES = pa.schema(
@@ -57,10 +59,6 @@ PER_EXAMPLE = pa.schema(
 )
 
 ROC = pa.schema([("method", pa.string()), ("attack", pa.string()), ("fpr", pa.float64()), ("tpr", pa.float64())])
-
-
-class TableError(RuntimeError):
-    """A table that is missing columns, of the wrong types, or from another config."""
 
 
 @contextlib.contextmanager

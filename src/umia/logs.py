@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import sys
 from pathlib import Path
 
+from umia.errors import UmiaError
+
 
 def _log_uncaught(kind, value, tb) -> None:
-    """Put a job's fatal error into its log file too, not only on stderr."""
-    logging.getLogger("umia").critical("job failed", exc_info=(kind, value, tb))
+    """A job's fatal error: one line for the errors a user can fix (a full disk included), the
+    traceback for anything else; both go to the job's log file too."""
+    log = logging.getLogger("umia")
+    if issubclass(kind, UmiaError) or (issubclass(kind, OSError) and value.errno == errno.ENOSPC):
+        line = str(value)
+        if not issubclass(kind, UmiaError):
+            line = f"no space left on the device ({value.filename or value}); free space and rerun: finished files stay"
+        record = log.makeRecord("umia", logging.CRITICAL, __file__, 0, f"umia: {line}", None, None)
+        for handler in logging.getLogger().handlers:  # the job's log file; stderr gets the bare line
+            if isinstance(handler, logging.FileHandler):
+                handler.handle(record)
+        print(f"umia: {line}", file=sys.stderr)
+        return
+    log.critical("job failed", exc_info=(kind, value, tb))
 
 
 def setup_logging(path: str | None = None, level: int = logging.INFO) -> None:

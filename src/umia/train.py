@@ -16,6 +16,7 @@ from torch import nn
 
 from umia import io, models, plan
 from umia.data import load_prepared
+from umia.errors import DeviceError
 from umia.score import score_model, scores_frame
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class Recipe:
 
 def pick_device(preference: str) -> torch.device:
     if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError(
+        raise DeviceError(
             "config key 'device' is 'cuda' but no GPU is visible; set device: auto or cpu, or run on a GPU node"
         )
     if preference == "cpu" or not torch.cuda.is_available():

@@ -1,0 +1,174 @@
+"""Bad input stops with one clear line before any damage. Each case below is listed, with the
+line the user sees, in the README's troubleshooting table (`python -m tests.workflow.test_bad_input`
+prints that table).
+
+Config problems stop while Snakemake reads the workflow (no job runs, nothing is written); data
+problems stop the first job that reads the data, with nothing else run; a table from another
+config and a full disk are checked in tests/unit (test_io.py, test_pipeline_errors.py).
+"""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "tests/workflow/tiny.yaml"
+
+# (what is wrong, config lines, text the one line must contain)
+CONFIG_CASES = [
+    ("malformed YAML", "n_models: [1,\n  foo", "Config file is not valid JSON or YAML"),
+    ("unknown key", "n_model: 16", "unknown key under '(top level)'"),
+    ("n_models not a number", "n_models: many", "config key 'n_models': 'many' must be of type integer"),
+    ("n_models odd", "n_models: 7", "config key 'n_models': 7 is odd"),
+    ("n_models too small", "n_models: 2", "config key 'n_models': 2 out of range; it must be >= 4"),
+    ("n_models not a multiple of shard_size", "n_models: 20", "is not a multiple of shard_size=8"),
+    ("shard_size zero", "shard_size: 0", "config key 'shard_size': 0 out of range"),
+    ("negative seed", "seed: -1", "config key 'seed': -1 out of range"),
+    ("unknown dataset", "dataset: {name: imagenet}", "config key 'dataset.name': 'imagenet' is not one of"),
+    (
+        "test_fraction out of range",
+        "dataset: {test_fraction: 1.5}",
+        "config key 'dataset.test_fraction': 1.5 out of range",
+    ),
+    (
+        "missing data path",
+        "dataset: {name: cifar10, path: /no/such/cifar10.npz}",
+        "config key 'dataset.path': /no/such",
+    ),
+    (
+        "checksum without a file",
+        "dataset: {name: cifar10, sha256: " + "ab" * 32 + "}",
+        "'dataset.sha256': a checksum needs",
+    ),
+    ("malformed checksum", "dataset: {sha256: xyz}", "config key 'dataset.sha256': 'xyz'"),
+    ("unknown network", "network: vit", "config key 'network': 'vit' is not one of"),
+    ("network for another image size", "network: fastcnn", "'fastcnn' does not fit dataset 'digits'"),
+    ("unknown method", "methods: [unlearn_magic]", "unknown method 'unlearn_magic'"),
+    ("a control listed as a method", "methods: [none]", "'none' is a control and always runs"),
+    ("malformed method override", "methods: ['finetune@lr']", "has a malformed override 'lr'"),
+    ("override of a missing setting", "methods: ['finetune@foo=1']", "sets 'foo', which finetune does not have"),
+    ("override out of range", "methods: ['finetune@lr=-1']", "'finetune@lr=-1' setting 'lr': -1 out of range"),
+    ("learning rate zero", "train: {lr: 0}", "config key 'train.lr': 0 out of range; it must be > 0"),
+    ("negative epochs", "train: {epochs: -1}", "config key 'train.epochs': -1 out of range"),
+    ("batch size zero", "train: {batch_size: 0}", "config key 'train.batch_size': 0 out of range"),
+    ("momentum of 1 or more", "train: {momentum: 1.5}", "config key 'train.momentum': 1.5 out of range"),
+    ("label smoothing of 1", "train: {label_smoothing: 1}", "config key 'train.label_smoothing': 1 out of range"),
+    ("more candidates than the pool", "candidates: {size: 100000}", "config key 'candidates.size': 100000 candidates"),
+    ("too few candidates", "candidates: {size: 1}", "config key 'candidates.size': 1 out of range"),
+    ("class that does not exist", "candidates: {mode: class, class: 12}", "'candidates.class': 12 is not a class"),
+    ("unknown view", "views: [rotate]", "config key 'views.0': 'rotate' is not one of"),
+    ("unknown device", "device: tpu", "config key 'device': 'tpu' is not one of"),
+    ("one attack fold", "attacks: {n_folds: 1}", "config key 'attacks.n_folds': 1 out of range"),
+    ("more folds than model pairs", "attacks: {n_folds: 9}", "9 folds need n_models >= 18"),
+    (
+        "unwritable results folder",
+        "results_dir: /etc/hostname/results",
+        "config key 'results_dir': /etc/hostname/results",
+    ),
+]
+
+
+def _snakemake(tmp: Path, body: str, *args: str) -> subprocess.CompletedProcess:
+    cfg = tmp / "bad.yaml"
+    cfg.write_text(f"results_dir: {tmp / 'results'}\n{body}\n" if "results_dir" not in body else body + "\n")
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", str(TINY), str(cfg), *args]
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def _message(proc: subprocess.CompletedProcess, needle: str) -> str:
+    lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if needle in ln]
+    assert lines, f"no line contains {needle!r}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    return lines[0].strip()
+
+
+@pytest.mark.parametrize("what, body, needle", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
+def test_bad_config_stops_with_one_line_before_any_job(tmp_path, what, body, needle):
+    proc = _snakemake(tmp_path, body)
+    assert proc.returncode != 0
+    line = _message(proc, needle)
+    assert "\n" not in line and len(line) < 300
+    assert not (tmp_path / "results").exists(), "a job ran"
+    assert "Traceback" not in proc.stderr
+
+
+def _truncated_npz(tmp: Path) -> Path:
+    good = tmp / "good.npz"
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (200, 32, 32, 3), dtype=np.uint8)
+    np.savez(good, x_train=x, y_train=np.arange(200) % 10, x_test=x[:50], y_test=np.arange(50) % 10)
+    bad = tmp / "cifar10.npz"
+    bad.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    return bad
+
+
+def _truncated_idx(tmp: Path) -> Path:
+    folder = tmp / "fmnist"
+    folder.mkdir()
+    for stem, shape in (
+        ("train-images-idx3-ubyte", (60, 28, 28)),
+        ("t10k-images-idx3-ubyte", (10, 28, 28)),
+        ("train-labels-idx1-ubyte", (60,)),
+        ("t10k-labels-idx1-ubyte", (10,)),
+    ):
+        header = bytes([0, 0, 8, len(shape)]) + b"".join(d.to_bytes(4, "big") for d in shape)
+        body = bytes(int(np.prod(shape)))
+        if stem.startswith("train-images"):
+            body = body[:100]  # truncated
+        with gzip.open(folder / f"{stem}.gz", "wb") as f:
+            f.write(header + body)
+    return folder
+
+
+DATA_CASES = [
+    (
+        "truncated CIFAR-10 .npz",
+        lambda t: f"dataset: {{name: cifar10, path: {_truncated_npz(t)}}}\nnetwork: fastcnn\ncandidates: {{size: 20}}",
+        "not a readable .npz",
+    ),
+    (
+        "truncated Fashion-MNIST idx file",
+        lambda t: (
+            f"dataset: {{name: fashion_mnist, path: {_truncated_idx(t)}}}\nnetwork: cnn\ncandidates: {{size: 20}}"
+        ),
+        "it is truncated, fetch it again",
+    ),
+    (
+        "checksum mismatch",
+        lambda t: (
+            f"dataset: {{name: cifar10, path: {_truncated_npz(t)}, sha256: {'ab' * 32}}}\n"
+            "network: fastcnn\ncandidates: {size: 20}"
+        ),
+        "does not match dataset.sha256",
+    ),
+    ("no GPU for device: cuda", lambda t: "device: cuda", "'device' is 'cuda' but no GPU is visible"),
+]
+
+
+@pytest.mark.parametrize("what, body, needle", DATA_CASES, ids=[c[0] for c in DATA_CASES])
+def test_bad_data_stops_the_first_job_with_one_line(tmp_path, what, body, needle):
+    proc = _snakemake(tmp_path, body(tmp_path))
+    assert proc.returncode != 0
+    line = _message(proc, needle)
+    assert line.startswith("umia: ") and len(line) < 300
+    # nothing downstream ran: no shard, no table
+    assert not list((tmp_path / "results").rglob("shards/*/*/*.parquet"))
+    assert not list((tmp_path / "results").rglob("tables/*"))
+    assert "Traceback" not in proc.stderr
+
+
+if __name__ == "__main__":  # print the README's troubleshooting table
+    import tempfile
+
+    print("| bad input | what you see |\n| --- | --- |")
+    for what, body, needle in CONFIG_CASES + DATA_CASES:
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            proc = _snakemake(tmp, body(tmp) if callable(body) else body)
+            line = _message(proc, needle).replace(str(tmp), "…").replace("|", "\\|")
+            print(f"| {what} | `{line}` |")
