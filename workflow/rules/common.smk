@@ -37,6 +37,11 @@ def shard_job():
     )
 
 
+def attempt_number(wildcards, attempt):
+    """The job's attempt, as a resource its script can read (retries are tested by fault injection)."""
+    return attempt
+
+
 def unlearn_params(wildcards):
     name, _ = parse_method(wildcards.method)
     return dict(

@@ -15,6 +15,7 @@ rule train_original:
     threads: 2
     resources:
         gpu=GPUS,
+        umia_attempt=attempt_number,
     log:
         f"{R}/logs/train/original-shard-{{shard}}.log",
     benchmark:
@@ -36,6 +37,7 @@ rule train_retrain:
     threads: 2
     resources:
         gpu=GPUS,
+        umia_attempt=attempt_number,
     log:
         f"{R}/logs/train/retrain-shard-{{shard}}.log",
     benchmark:

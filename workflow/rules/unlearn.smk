@@ -13,6 +13,7 @@ rule unlearn:
     threads: 2
     resources:
         gpu=GPUS,
+        umia_attempt=attempt_number,
     log:
         f"{R}/logs/unlearn/{{method}}-shard-{{shard}}.log",
     benchmark:

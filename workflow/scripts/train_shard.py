@@ -1,7 +1,9 @@
+from umia.faults import maybe_fail
 from umia.logs import setup_logging
 from umia.train import train_shard
 
 setup_logging(snakemake.log[0])
+maybe_fail(snakemake.rule, dict(snakemake.wildcards.items()), snakemake.resources.umia_attempt)
 train_shard(
     data=snakemake.input.data,
     candidates=snakemake.input.candidates,

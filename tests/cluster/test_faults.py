@@ -1,0 +1,81 @@
+"""Failed jobs: an injected fault is retried; with --keep-going every independent branch finishes
+and Snakemake's summary names what is missing; a job cancelled on SLURM (scancel) is retried."""
+
+import os
+import subprocess
+import threading
+import time
+
+import pytest
+
+from .conftest import ROOT, assert_same_tables, cluster_profile, run, snakemake_cmd
+
+pytestmark = pytest.mark.workflow
+
+
+def _run_env(cmd, fault: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "UMIA_FAULT": fault}
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stdout[-3000:] + proc.stderr[-3000:])
+    return proc
+
+
+def test_injected_fault_is_retried(tmp_path, local_run):
+    results = tmp_path / "results"
+    proc = _run_env(snakemake_cmd(results, "--cores", "2", "--retries", "1"), "train_original/001:1")
+    assert "fault injected by UMIA_FAULT" in proc.stdout + proc.stderr
+    assert_same_tables(results, local_run)
+
+
+def test_keep_going_finishes_every_independent_branch(tmp_path):
+    results = tmp_path / "results"
+    cmd = snakemake_cmd(results, "--cores", "2", "--retries", "1", "--keep-going")
+    proc = _run_env(cmd, "unlearn/finetune/000:99", check=False)
+    assert proc.returncode != 0
+    shards = results / "small/shards"
+    assert not (shards / "unlearned/finetune/shard-000.parquet").exists()
+    for done in (
+        "original/none/shard-000",
+        "original/none/shard-001",
+        "retrain/retrain/shard-000",
+        "retrain/retrain/shard-001",
+        "unlearned/finetune/shard-001",
+        "unlearned/gradient_ascent/shard-000",
+        "unlearned/gradient_ascent/shard-001",
+    ):
+        assert (shards / f"{done}.parquet").exists(), done
+    summary = run(snakemake_cmd(results, "--summary")).stdout
+    missing = [ln for ln in summary.splitlines() if "unlearned/finetune/shard-000.parquet" in ln]
+    assert missing and "missing" in missing[0]
+
+
+def test_scancel_on_a_slurm_job_is_retried(slurm, tmp_path, local_run):
+    from .test_slurm import SLURM_PLUGIN
+
+    prof = cluster_profile("slurm", tmp_path)
+    results = tmp_path / "results"
+    cancelled = []
+
+    def cancel_first_model_job():
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 600 and not cancelled:
+            if (results / "small/plan/candidates.parquet").exists():
+                out = subprocess.run(
+                    ["squeue", "-h", "-t", "RUNNING", "-o", "%i"], capture_output=True, text=True
+                ).stdout
+                if out.split():
+                    subprocess.run(["scancel", out.split()[0]], check=True)
+                    cancelled.append(out.split()[0])
+            time.sleep(0.5)
+
+    watcher = threading.Thread(target=cancel_first_model_job, daemon=True)
+    watcher.start()
+    run(
+        snakemake_cmd(
+            results, "--workflow-profile", str(prof), "--slurm-logdir", str(tmp_path / "slurm-logs"), *SLURM_PLUGIN
+        )
+    )
+    watcher.join(timeout=5)
+    assert cancelled, "no SLURM job was seen running"
+    assert_same_tables(results, local_run)
