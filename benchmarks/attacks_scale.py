@@ -82,7 +82,8 @@ def main() -> None:
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     pd.set_option("display.width", 200)
     print(summary[["method", "attack", "accuracy", "auc", "tpr_at_1pct_fpr"]].to_string(index=False))
-    print(f"\nattacks on {args.models} models x {args.examples} examples x 2 views, {len(methods)} methods + 2 controls:")
+    shape = f"{args.models} models x {args.examples} examples x 2 views, {len(methods)} methods + 2 controls"
+    print(f"\nattacks on {shape}:")
     print(f"  wall time {dt:.1f} s; peak RSS {rss:.2f} GiB (before the attacks: {rss0:.2f} GiB)")
 
 

@@ -2,11 +2,11 @@
 # sbatch --parsable with the profile's options; the last argument is Snakemake's job script.
 # --gpus=0 is dropped (CPU jobs must not ask for a GPU), an empty partition is left to the default.
 set -euo pipefail
-mkdir -p slurm-logs
 args=()
 for a in "$@"; do
   case "$a" in
     --gpus=0|--gpus=|--partition=) ;;
+    --output=*) mkdir -p "$(dirname "${a#--output=}")"; args+=("$a") ;;
     *) args+=("$a") ;;
   esac
 done

@@ -313,24 +313,31 @@ def per_example_accuracy(t: Trials) -> tuple[np.ndarray, np.ndarray]:
 
 
 def per_example_epsilon(t: Trials, delta: float = 1e-5, cap: float = EPSILON_CAP) -> np.ndarray:
-    """Per-example epsilon as in the NeurIPS 2023 unlearning challenge: over every threshold of
-    the example's own trials, max of log((1 - delta - FPR) / FNR) and log((1 - delta - FNR) / FPR),
-    capped at ``cap`` (a zero error rate would make it infinite). Shape (c,); nan where an example
-    has no IN or no OUT trial."""
+    """Per-example epsilon as in the NeurIPS 2023 unlearning challenge's scorer: over the
+    thresholds between the example's own trials, max of log((1 - delta - FPR) / FNR) and
+    log((1 - delta - FNR) / FPR). As there, a threshold where exactly one error rate is zero is
+    skipped (it bounds nothing), and one where both are zero (perfect separation) counts as
+    ``cap``. Thresholds fall only between distinct scores. Shape (c,); nan where an example has no
+    IN or no OUT trial; 0 where no threshold counts."""
     s = np.where(t.valid, np.where(np.isfinite(t.score), t.score, t.threshold), -np.inf)  # (c, N)
     order = np.argsort(-s, axis=1, kind="stable")
+    s = np.take_along_axis(s, order, 1)
     lab = np.take_along_axis(t.label & t.valid, order, 1)
     out_ = np.take_along_axis(~t.label & t.valid, order, 1)
     n_in, n_out = lab.sum(1, keepdims=True), out_.sum(1, keepdims=True)
-    # threshold after the k-th highest score (k = 0..N): predicted IN = the top k
+    # the threshold after the k-th highest score (k = 0..N) predicts IN for the top k; it exists
+    # only where the k-th and (k+1)-th scores differ (or at the ends)
     tp = np.c_[np.zeros((len(s), 1)), np.cumsum(lab, 1)]
     fp = np.c_[np.zeros((len(s), 1)), np.cumsum(out_, 1)]
+    ends = np.c_[np.ones((len(s), 1), bool), s[:, 1:] != s[:, :-1], np.ones((len(s), 1), bool)]
     with np.errstate(divide="ignore", invalid="ignore"):
         fpr, fnr = fp / n_out, 1 - tp / n_in
-        e1 = np.log(np.maximum(1 - delta - fpr, 0) / fnr)
-        e2 = np.log(np.maximum(1 - delta - fnr, 0) / fpr)
-        eps = np.max(np.where(np.isnan(e1) & np.isnan(e2), -np.inf, np.minimum(np.fmax(e1, e2), cap)), axis=1)
-    eps = np.maximum(eps, 0.0)
+        both = (fpr == 0) & (fnr == 0)
+        usable = ends & (fpr > 0) & (fnr > 0)
+        e = np.fmax(np.log(np.maximum(1 - delta - fpr, 0) / fnr), np.log(np.maximum(1 - delta - fnr, 0) / fpr))
+        e = np.where(usable, np.minimum(e, cap), -np.inf)
+        e = np.where(ends & both, cap, e)
+    eps = np.maximum(e.max(axis=1), 0.0)
     return np.where((n_in[:, 0] > 0) & (n_out[:, 0] > 0), eps, np.nan)
 
 

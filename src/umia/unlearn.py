@@ -23,6 +23,7 @@ from umia.score import score_model, scores_frame
 from umia.train import (
     Recipe,
     Workbench,
+    augment,
     cpu_state,
     fit,
     load_models,
@@ -74,7 +75,7 @@ def gradient_ascent(
                 break
             idx = perm[i : i + bs]
             with bench.autocast:
-                loss = -F.cross_entropy(model(x[idx]).float(), y[idx], label_smoothing=ls)
+                loss = -F.cross_entropy(model(_aug(x[idx], s, gen)).float(), y[idx], label_smoothing=ls)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -98,13 +99,18 @@ def neggrad_plus(
         ir = torch.randint(0, len(xr), (bs,), generator=gen, device=xr.device)
         jf = torch.randint(0, len(xf), (bs,), generator=gen, device=xf.device)  # fixed shape: one cuDNN plan
         with bench.autocast:
-            lr_ = F.cross_entropy(model(xr[ir]).float(), yr[ir], label_smoothing=ls)
-            lf = F.cross_entropy(model(xf[jf]).float(), yf[jf], label_smoothing=ls)
+            lr_ = F.cross_entropy(model(_aug(xr[ir], s, gen)).float(), yr[ir], label_smoothing=ls)
+            lf = F.cross_entropy(model(_aug(xf[jf], s, gen)).float(), yf[jf], label_smoothing=ls)
         loss = alpha * lr_ - (1 - alpha) * lf
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         sched.step()
+
+
+def _aug(x: torch.Tensor, s: Mapping, gen: torch.Generator) -> torch.Tensor:
+    """The training recipe's augmentation (inherited flip and translate) on one batch."""
+    return augment(x, gen, s.get("flip", False), s.get("translate", 0))
 
 
 def _plan(model: nn.Module, s: Mapping, n: int, weight_decay: float = 5e-4):
@@ -155,7 +161,7 @@ def _relabel_loop(bench, model, forget, retain, s, gen, mask=None, weight_decay=
         i = _batch(x, bs, gen)
         target = torch.where(is_forget[i], _wrong_labels(y[i], bench.n_classes, gen), y[i])
         with bench.autocast:
-            loss = F.cross_entropy(model(x[i]).float(), target, label_smoothing=ls)
+            loss = F.cross_entropy(model(_aug(x[i], s, gen)).float(), target, label_smoothing=ls)
         _step(opt, sched, loss, model, mask)
 
 
@@ -180,7 +186,7 @@ def l1_sparse(bench: Workbench, model: nn.Module, forget: Pair, retain: Pair, s:
     for step in range(total):
         ir = _batch(xr, bs, gen)
         with bench.autocast:
-            loss = F.cross_entropy(model(xr[ir]).float(), yr[ir], label_smoothing=ls)
+            loss = F.cross_entropy(model(_aug(xr[ir], s, gen)).float(), yr[ir], label_smoothing=ls)
         gamma = s["l1"] * (1 - step / total)
         _step(opt, sched, loss + gamma * sum(w.abs().sum() for w in weights))
 
@@ -216,17 +222,18 @@ def scrub(bench: Workbench, model: nn.Module, forget: Pair, retain: Pair, s: Map
     for epoch in range(s["epochs"]):
         if epoch < s["max_epochs"]:
             for _ in range(n_f):
-                jf = _batch(xf, bs, gen)
+                xb = _aug(xf[_batch(xf, bs, gen)], s, gen)
                 with bench.autocast, torch.no_grad():
-                    target = teacher(xf[jf])
+                    target = teacher(xb)
                 with bench.autocast:
-                    _step(opt, sched, -_kl(model(xf[jf]), target, t), model, clip=s["clip"])
+                    _step(opt, sched, -_kl(model(xb), target, t), model, clip=s["clip"])
         for _ in range(n_r):
             ir = _batch(xr, bs, gen)
+            xb = _aug(xr[ir], s, gen)
             with bench.autocast, torch.no_grad():
-                target = teacher(xr[ir])
+                target = teacher(xb)
             with bench.autocast:
-                out = model(xr[ir])
+                out = model(xb)
             loss = s["alpha"] * _kl(out, target, t) + s["gamma"] * F.cross_entropy(
                 out.float(), yr[ir], label_smoothing=ls
             )

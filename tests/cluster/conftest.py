@@ -80,6 +80,7 @@ def cluster_profile(name: str, tmp: Path) -> Path:
     cfg = prof / "config.v8+.yaml"
     partition = subprocess.run(["sinfo", "-h", "-o", "%R"], capture_output=True, text=True).stdout.split()[0]
     text = cfg.read_text().replace('slurm_partition: "gpu"', f'slurm_partition: "{partition}"')
+    text = text.replace("--output=slurm-logs/", f"--output={tmp}/slurm-logs/")
     for mem in ("32000", "16000", "8000"):
         text = text.replace(f"{mem} * attempt", "2000 * attempt")
     cfg.write_text(text)

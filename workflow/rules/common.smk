@@ -4,8 +4,8 @@ from pathlib import Path
 
 from umia.config import ConfigError, config_hash, load_schema, method_settings, parse_method, resolve
 
-try:
-    config = resolve(config, load_schema(Path(workflow.current_basedir) / "../schemas/config.schema.yaml"))
+try:  # resolved in place, so scripts see the defaults too (snakemake.config)
+    config.update(resolve(config, load_schema(Path(workflow.current_basedir) / "../schemas/config.schema.yaml")))
 except ConfigError as e:
     sys.exit(f"umia: {e}")
 
@@ -26,13 +26,14 @@ wildcard_constraints:
 
 
 def shard_job():
-    """Settings every model-producing job shares, for its script's keyword arguments."""
+    """Settings every model-producing job shares, for its script's keyword arguments. Only what
+    defines the results goes into params (a change reruns the job); where the job runs (device)
+    the script reads from the config."""
     return dict(
         shard_size=config["shard_size"],
         seed=config["seed"],
         network=config["network"],
         views=config["views"],
-        device=config["device"],
         config_hash=HASH,
     )
 

@@ -2,7 +2,9 @@ rule prepare_data:
     output:
         DATA,
     params:
-        dataset=config["dataset"],
+        # what defines the data; where it comes from (root, path, download, sha256) may change
+        # without rerunning anything, and the script reads it from the config
+        dataset={k: config["dataset"][k] for k in ("name", "test_fraction")},
         seed=config["seed"],
     log:
         f"{R}/logs/prepare_data.log",

@@ -7,7 +7,8 @@ rule train_original:
         candidates=CANDIDATES,
     output:
         scores=f"{R}/shards/original/none/shard-{{shard}}.parquet",
-        ckpt=f"{R}/models/original/none/shard-{{shard}}.pt" if KEEP else temp(f"{R}/models/original/none/shard-{{shard}}.pt"),
+        # always kept: unlearning needs them, and a method added later reuses them
+        ckpt=f"{R}/models/original/none/shard-{{shard}}.pt",
     params:
         stage="original",
         job=shard_job(),

@@ -2,4 +2,6 @@ from umia.data import prepare
 from umia.logs import setup_logging
 
 setup_logging(snakemake.log[0])
-prepare(snakemake.params.dataset, seed=snakemake.params.seed, out=snakemake.output[0])
+# where the data comes from is read from the config; what defines it from params (rerun triggers)
+dataset = {**snakemake.config["dataset"], **snakemake.params.dataset}
+prepare(dataset, seed=snakemake.params.seed, out=snakemake.output[0])

@@ -12,6 +12,7 @@ train_shard(
     stage=snakemake.params.stage,
     shard=int(snakemake.wildcards.shard),
     threads=snakemake.threads,
+    device=snakemake.config["device"],
     recipe=snakemake.params.recipe,
     **snakemake.params.job,
 )

@@ -12,5 +12,6 @@ unlearn_shard(
     out_ckpt=snakemake.output.get("ckpt"),
     shard=int(snakemake.wildcards.shard),
     threads=snakemake.threads,
+    device=snakemake.config["device"],
     **snakemake.params.job,
 )
