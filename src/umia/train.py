@@ -144,6 +144,7 @@ def schedule(total: int, warmup: float) -> Callable[[int], float]:
 def sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float, total_steps: int, warmup: float):
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay)
+    opt.umia_total_steps = total_steps  # read by unlearn.probe_points, which scores at fractions of a run
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule(total_steps, warmup))
 
 
