@@ -22,7 +22,18 @@ from umia.errors import ConfigError
 
 CONTROLS = ("none", "retrain")
 # Unlearning methods the package implements; the controls are not in the config's method list.
-METHODS = ("finetune", "gradient_ascent", "neggrad_plus", "random_labels", "l1_sparse", "scrub", "salun")
+METHODS = (
+    "finetune",
+    "gradient_ascent",
+    "neggrad_plus",
+    "random_labels",
+    "l1_sparse",
+    "scrub",
+    "salun",
+    "per_example_stop",
+)
+# Methods whose jobs need the retrain models' scores (they stop on each example's retrain mean).
+NEEDS_RETRAIN_SCORES = ("per_example_stop",)
 # Networks that suit each dataset's image size.
 NETWORKS = {
     "digits": ("mlp", "cnn"),

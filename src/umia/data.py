@@ -29,6 +29,24 @@ IDX_FILES = {
 }
 
 
+CLASS_NAMES = {
+    "digits": tuple(str(i) for i in range(10)),
+    "fashion_mnist": (
+        "T-shirt/top",
+        "trouser",
+        "pullover",
+        "dress",
+        "coat",
+        "sandal",
+        "shirt",
+        "sneaker",
+        "bag",
+        "ankle boot",
+    ),
+    "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+}
+
+
 @dataclass(frozen=True)
 class Arrays:
     x_train: np.ndarray  # (n_pool, H, W, C) uint8

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from umia.errors import TableError
 
 HASH_KEY = b"umia.config_hash"
+PROVENANCE_KEY = b"umia.provenance"
 
 SCORES = pa.schema(
     [
@@ -58,6 +59,57 @@ PER_EXAMPLE = pa.schema(
     ]
 )
 
+TRAJECTORY = pa.schema(
+    [
+        ("model_id", pa.int32()),
+        ("method", pa.string()),
+        ("example_id", pa.int64()),  # a forget example of this model (x in F_i)
+        ("view", pa.string()),
+        ("point", pa.int16()),  # 0 = before unlearning (the original) ... rates.points = the end
+        ("step", pa.int32()),  # optimiser steps taken so far
+        ("total_steps", pa.int32()),  # steps the method planned (it may stop early)
+        ("fraction", pa.float32()),  # point / rates.points: the share of the run
+        ("phi", pa.float32()),
+    ]
+)
+
+RATES = pa.schema(
+    [
+        ("method", pa.string()),
+        ("example_id", pa.int64()),
+        ("point", pa.int16()),
+        ("fraction", pa.float32()),
+        ("phi", pa.float64()),  # median over the models that forgot the example, of the view-mean phi
+        ("z", pa.float64()),  # median of (phi - retrain mean) / retrain sd
+        ("retrain_mean", pa.float64()),
+        ("retrain_sd", pa.float64()),
+        ("n_models", pa.int32()),
+    ]
+)
+
+REACH = pa.schema(
+    [
+        ("method", pa.string()),
+        ("example_id", pa.int64()),
+        ("reach_fraction", pa.float64()),  # share of the run until phi <= retrain mean (inf: never)
+        ("reach_step", pa.float64()),  # the same in optimiser steps
+        ("share_reached", pa.float64()),  # share of the models in which it got there at all
+        ("n_models", pa.int32()),
+    ]
+)
+
+EXAMPLES = pa.schema(
+    [
+        ("example_id", pa.int64()),
+        ("label", pa.int16()),
+        ("label_name", pa.string()),
+        ("height", pa.int16()),
+        ("width", pa.int16()),
+        ("channels", pa.int16()),
+        ("pixels", pa.binary()),  # uint8, (height, width, channels) row-major
+    ]
+)
+
 ROC = pa.schema([("method", pa.string()), ("attack", pa.string()), ("fpr", pa.float64()), ("tpr", pa.float64())])
 
 
@@ -82,10 +134,20 @@ def to_arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pandas(df[schema.names], schema=schema, preserve_index=False)
 
 
-def write_table(df: pd.DataFrame | pa.Table, path: str | os.PathLike, schema: pa.Schema, config_hash: str) -> None:
-    """Write ``df`` as Parquet with ``schema`` and the config hash, atomically."""
+def write_table(
+    df: pd.DataFrame | pa.Table,
+    path: str | os.PathLike,
+    schema: pa.Schema,
+    config_hash: str,
+    provenance: str | None = None,
+) -> None:
+    """Write ``df`` as Parquet with ``schema`` and the config hash (and, from model jobs, where
+    they ran: a JSON ``provenance``), atomically."""
     table = df if isinstance(df, pa.Table) else to_arrow(df, schema)
-    table = table.cast(schema).replace_schema_metadata({HASH_KEY: config_hash.encode()})
+    meta = {HASH_KEY: config_hash.encode()}
+    if provenance is not None:
+        meta[PROVENANCE_KEY] = provenance.encode()
+    table = table.cast(schema).replace_schema_metadata(meta)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
 

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from umia import attacks, io, plan
-from umia.data import load_prepared
+from umia import attacks, io, plan, provenance
+from umia.data import CLASS_NAMES, load_prepared
 
 log = logging.getLogger(__name__)
 
@@ -29,25 +32,53 @@ def write_membership(*, data: str, candidates: str, out: str, n_models: int, see
     io.write_table(df, out, io.MEMBERSHIP, config_hash)
 
 
-def gather(*, parts: Sequence[str], out: str, config_hash: str) -> None:
-    """Concatenate shard score files into one Parquet file, streaming one part at a time.
+def write_examples(*, data: str, candidates: str, out: str, dataset: str, config_hash: str) -> None:
+    """The forget candidates' images and class names, so figures need no dataset file."""
+    a = load_prepared(data)
+    ids = io.read_table(candidates, io.CANDIDATES, config_hash).column("example_id").to_numpy()
+    x, y = a.x_train[ids], a.y_train[ids]  # (c, H, W, C) uint8
+    names = CLASS_NAMES.get(dataset, tuple(str(i) for i in range(a.n_classes)))
+    _, h, w, c = x.shape
+    df = pd.DataFrame(
+        {
+            "example_id": ids,
+            "label": y,
+            "label_name": [names[k] for k in y],
+            "height": h,
+            "width": w,
+            "channels": c,
+            "pixels": [img.tobytes() for img in x],
+        }
+    )
+    io.write_table(df, out, io.EXAMPLES, config_hash)
+
+
+def gather(*, parts: Sequence[str], out: str, config_hash: str, schema: pa.Schema = io.SCORES) -> None:
+    """Concatenate shard files (scores, or trajectories) into one Parquet file, streaming one part
+    at a time.
 
     Every part is checked against the schema and the config hash first: a part from another
     config stops the gather before anything is written.
     """
+    stamps = []
     for p in parts:
         meta = pq.read_schema(p).metadata or {}
+        if io.PROVENANCE_KEY in meta:
+            stamps.append(meta[io.PROVENANCE_KEY].decode())
         found = meta.get(io.HASH_KEY, b"").decode()
         if found != config_hash:
             raise io.TableError(
                 f"{p}: written by another config (hash {found or 'none'}, this config {config_hash}); "
                 "use a new experiment name, or move the old results away"
             )
-    schema = io.SCORES.with_metadata({io.HASH_KEY: config_hash.encode()})
+    meta = {io.HASH_KEY: config_hash.encode()}
+    if stamps:
+        meta[io.PROVENANCE_KEY] = provenance.merge(stamps).encode()
+    base, schema = schema, schema.with_metadata(meta)
     rows = 0
     with io.atomic_path(out) as tmp, pq.ParquetWriter(tmp, schema, compression="zstd") as writer:
         for p in parts:
-            table = io.read_table(p, io.SCORES, config_hash).replace_schema_metadata(schema.metadata)
+            table = io.read_table(p, base, config_hash).replace_schema_metadata(schema.metadata)
             writer.write_table(table)
             rows += table.num_rows
     log.info("gathered %d rows from %d shard files", rows, len(parts))
@@ -78,3 +109,83 @@ def attack_tables(
     with io.atomic_path(out_summary) as tmp:
         summary.to_csv(tmp, index=False, float_format="%.6g")
     return summary
+
+
+def retrain_moments(scores: pa.Table, example_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and standard deviation over the retrain models of the view-mean phi of each example
+    in ``example_ids``: two (len(example_ids),) arrays (the retrain distribution the rates are
+    measured against; every candidate is OUT of every retrain model)."""
+    t = scores.filter(pc.equal(scores["method"], "retrain"))
+    df = pd.DataFrame({"model_id": t["model_id"].to_numpy(), "example_id": t["example_id"].to_numpy()})
+    df["phi"] = t["phi"].to_numpy()
+    per_model = df[df["example_id"].isin(example_ids)].groupby(["example_id", "model_id"])["phi"].mean()
+    g = per_model.groupby(level="example_id")
+    return g.mean().reindex(example_ids).to_numpy(), g.std(ddof=1).reindex(example_ids).to_numpy()
+
+
+def rate_tables(trajectory: pd.DataFrame, mean: pd.Series, sd: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rates of unlearning, from the forget examples' phi during unlearning.
+
+    ``trajectory``: the io.TRAJECTORY rows; ``mean``/``sd``: the retrain distribution of each
+    example's view-mean phi, indexed by example_id. Returns
+
+    - rates: one row per (method, example, point): the median over the models that forgot the
+      example of its view-mean phi, and of z = (phi - retrain mean) / retrain sd;
+    - reach: one row per (method, example): the share of the run (and optimiser steps) after which
+      the example's phi first fell to its retrain mean, the median over those models (inf where
+      most never got there), and the share of models in which it got there at all.
+    """
+    t = trajectory.groupby(["method", "model_id", "example_id", "point"], observed=True, sort=True).agg(
+        phi=("phi", "mean"), fraction=("fraction", "first"), step=("step", "first")
+    )
+    t = t.reset_index()
+    t["retrain_mean"] = mean.reindex(t["example_id"]).to_numpy()
+    t["retrain_sd"] = sd.reindex(t["example_id"]).to_numpy()
+    t["z"] = (t["phi"] - t["retrain_mean"]) / t["retrain_sd"]
+    rates = (
+        t.groupby(["method", "example_id", "point"], observed=True)
+        .agg(
+            fraction=("fraction", "first"),
+            phi=("phi", "median"),
+            z=("z", "median"),
+            retrain_mean=("retrain_mean", "first"),
+            retrain_sd=("retrain_sd", "first"),
+            n_models=("model_id", "size"),
+        )
+        .reset_index()
+    )
+    t["reached"] = t["phi"] <= t["retrain_mean"]
+    first = t[t["reached"]].groupby(["method", "model_id", "example_id"], observed=True)[["fraction", "step"]].min()
+    models = t.groupby(["method", "model_id", "example_id"], observed=True).size().rename("n").reset_index()
+    m = models.merge(first.reset_index(), on=["method", "model_id", "example_id"], how="left")
+    m[["fraction", "step"]] = m[["fraction", "step"]].astype(float).fillna(np.inf)
+    reach = (
+        m.groupby(["method", "example_id"], observed=True)
+        .agg(
+            reach_fraction=("fraction", "median"),
+            reach_step=("step", "median"),
+            share_reached=("fraction", lambda f: float(np.isfinite(f).mean())),
+            n_models=("n", "size"),
+        )
+        .reset_index()
+    )
+    return rates, reach
+
+
+def rate_files(*, trajectory: str, scores: str, out_rates: str, out_reach: str, config_hash: str) -> None:
+    traj = io.read_table(trajectory, io.TRAJECTORY, config_hash).to_pandas()
+    ids = np.unique(traj["example_id"].to_numpy())
+    s = io.read_table(scores, io.SCORES, config_hash, columns=["model_id", "method", "example_id", "phi"])
+    mean, sd = retrain_moments(s, ids)
+    rates, reach = rate_tables(traj, pd.Series(mean, index=ids), pd.Series(sd, index=ids))
+    for method, r in reach.groupby("method", observed=True):
+        f = r["reach_fraction"]
+        log.info(
+            "%s: %.0f%% of forget examples reach their retrain mean (median over models); median share of "
+            "the run needed %.2f",
+            method,
+            100 * np.isfinite(f).mean(),
+            float(np.median(f)) if len(f) else float("nan"),
+        )
+    io.write_table(rates, out_rates, io.RATES, config_hash)
+    io.write_table(reach, out_reach, io.REACH, config_hash)

@@ -1,4 +1,10 @@
-"""Figures drawn from the attack tables alone (no model, no GPU)."""
+"""The findings figures, drawn from the tables alone (no model, no GPU).
+
+One function per figure; each takes data frames and an output stem and writes ``stem.png`` and
+``stem.pdf``. Every method keeps one colour across figures (``method_colours``); every attack
+keeps one colour too. ``findings`` computes the numbers the figures state (shares of examples
+that got worse, shares that reached their retrain mean) for the report's summary page.
+"""
 
 from __future__ import annotations
 
@@ -16,10 +22,60 @@ from umia.io import atomic_path  # noqa: E402
 
 ATTACK_LABELS = {
     "ulira": "U-LiRA (per-example)",
+    "ulira_offline": "U-LiRA offline",
+    "ulira_fixed_variance": "U-LiRA fixed variance",
     "population_gaussian": "population Gaussian",
     "population_loss": "population loss (LR)",
+    "lira_retained": "LiRA on retained examples",
 }
-ATTACK_COLOURS = {"ulira": "#c0392b", "population_gaussian": "#2980b9", "population_loss": "#7f8c8d"}
+ATTACK_COLOURS = {
+    "ulira": "#c0392b",
+    "ulira_offline": "#e67e22",
+    "ulira_fixed_variance": "#8e44ad",
+    "population_gaussian": "#2980b9",
+    "population_loss": "#7f8c8d",
+    "lira_retained": "#16a085",
+}
+MAIN_ATTACKS = ("ulira", "population_gaussian", "population_loss")
+CONTROL_COLOURS = {"none": "#404040", "retrain": "#2ca02c"}
+# Colour-blind-friendly order (Okabe-Ito, then Tableau), without the controls' black and green.
+PALETTE = (
+    "#0072B2",
+    "#E69F00",
+    "#D55E00",
+    "#CC79A7",
+    "#56B4E9",
+    "#9467bd",
+    "#8c564b",
+    "#F0E442",
+    "#17becf",
+    "#e377c2",
+    "#bcbd22",
+    "#1f77b4",
+)
+STOP_METHOD, STOP_BASE = "per_example_stop", "neggrad_plus"
+
+plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8})
+
+
+def method_order(methods: Sequence[str]) -> list[str]:
+    """The controls first, then the methods in the order given."""
+    rest = [m for m in dict.fromkeys(methods) if m not in ("none", "retrain")]
+    return [m for m in ("none", "retrain") if m in methods] + rest
+
+
+def method_colours(methods: Sequence[str]) -> dict[str, str]:
+    """One colour per method, fixed by its place in the method list (controls: black, green)."""
+    rest = [m for m in method_order(methods) if m not in CONTROL_COLOURS]
+    return {**CONTROL_COLOURS, **{m: PALETTE[i % len(PALETTE)] for i, m in enumerate(rest)}}
+
+
+def _label(method: str) -> str:
+    return f"{method} (control)" if method in ("none", "retrain") else method
+
+
+def _tick(method: str) -> str:
+    return f"{method}\n(control)" if method in ("none", "retrain") else method.replace("@", "\n@")
 
 
 def _save(fig: plt.Figure, stem: str) -> None:
@@ -29,55 +85,406 @@ def _save(fig: plt.Figure, stem: str) -> None:
     plt.close(fig)
 
 
-def _method_order(methods: Sequence[str]) -> list[str]:
-    rest = [m for m in dict.fromkeys(methods) if m not in ("none", "retrain")]
-    return [m for m in ("none", "retrain") if m in methods] + rest
+def _grid(n: int, ncols: int = 4, size: tuple[float, float] = (3.0, 2.8), **kw):
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size[0] * ncols, size[1] * nrows), squeeze=False, **kw)
+    for ax in axes.flat[n:]:
+        ax.set_visible(False)
+    return fig, list(axes.flat[:n])
 
 
-def _tick(method: str) -> str:
-    return f"{method}\n(control)" if method in ("none", "retrain") else method
+def _per_example(per_example: pd.DataFrame, attack: str, method: str) -> pd.Series:
+    df = per_example[(per_example["attack"] == attack) & (per_example["method"] == method)]
+    return df.set_index("example_id")["accuracy"]
+
+
+# 1. population vs per-example ---------------------------------------------------------------
 
 
 def attack_accuracy(summary: pd.DataFrame, stem: str) -> None:
-    """Population vs per-example U-MIA accuracy, one group of bars per method."""
-    methods = _method_order(summary["method"].tolist())
-    attacks = [a for a in ATTACK_LABELS if a in set(summary["attack"])]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(methods), 3.6))
-    width = 0.8 / len(attacks)
+    """Accuracy and TPR at 1% FPR of each attack on each method, with 95% bootstrap intervals."""
+    methods = method_order(summary["method"].tolist())
+    attacks = [a for a in MAIN_ATTACKS if a in set(summary["attack"])]
+    fig, axes = plt.subplots(2, 1, figsize=(2.0 + 1.15 * len(methods), 7.0))
+    width = 0.8 / max(1, len(attacks))
     x = np.arange(len(methods))
-    for j, a in enumerate(attacks):
-        acc = summary[summary["attack"] == a].set_index("method")["accuracy"].reindex(methods)
-        ax.bar(x + (j - (len(attacks) - 1) / 2) * width, acc, width, label=ATTACK_LABELS[a], color=ATTACK_COLOURS[a])
-    ax.axhline(0.5, color="k", ls="--", lw=0.8, label="chance")
-    ax.set_xticks(x, [_tick(m) for m in methods])
-    ax.set_ylabel("attack accuracy (fraction of trials correct)")
-    ax.set_ylim(0.4, 1.0)
-    ax.set_title("Population vs per-example U-MIA")
-    ax.legend(fontsize=8, loc="upper right")
+    panels = (
+        ("accuracy", "attack accuracy\n(share of trials guessed right)", 0.5, "chance (0.5)"),
+        ("tpr_at_1pct_fpr", "true-positive rate at 1% false-positive rate", 0.01, "chance (0.01)"),
+    )
+    for ax, (col, ylabel, chance, chance_label) in zip(axes, panels, strict=True):
+        for j, a in enumerate(attacks):
+            s = summary[summary["attack"] == a].set_index("method").reindex(methods)
+            y = s[col].to_numpy(float)
+            lo, hi = s.get(f"{col}_ci_low"), s.get(f"{col}_ci_high")
+            err = None
+            if lo is not None and hi is not None:
+                err = np.vstack([y - lo.to_numpy(float), hi.to_numpy(float) - y]).clip(min=0)
+                err = np.nan_to_num(err)
+            ax.bar(
+                x + (j - (len(attacks) - 1) / 2) * width,
+                y,
+                width,
+                yerr=err,
+                capsize=2,
+                label=ATTACK_LABELS[a],
+                color=ATTACK_COLOURS[a],
+                error_kw={"lw": 0.8},
+            )
+        ax.axhline(chance, color="k", ls="--", lw=0.8, label=chance_label)
+        ax.set_xticks(x, [_tick(m) for m in methods], fontsize=8)
+        ax.set_ylabel(ylabel)
+        ax.set_xlabel("unlearning method")
+    axes[0].set_ylim(0.4, 1.0)
+    axes[1].set_ylim(0, max(0.05, float(np.nanmax(summary["tpr_at_1pct_fpr"])) * 1.25))
+    axes[0].legend(loc="upper left", ncol=4)
+    axes[0].set_title("Attack accuracy on the forget examples")
+    axes[1].set_title("Attacks at a low false-positive rate")
+    fig.suptitle("Per-example (U-LiRA) vs population U-MIAs; bars: 95% bootstrap intervals over target models")
+    fig.tight_layout()
     _save(fig, stem)
 
 
-def per_example_distribution(per_example: pd.DataFrame, stem: str, attack: str = "ulira") -> None:
+# 2. variance across examples -----------------------------------------------------------------
+
+
+def per_example_distribution(
+    per_example: pd.DataFrame, stem: str, attack: str = "ulira", order: Sequence[str] = ()
+) -> None:
     """Distribution of per-example attack accuracy for each method."""
     df = per_example[per_example["attack"] == attack]
-    methods = _method_order(df["method"].tolist())
+    methods = method_order(df["method"].tolist())
+    colours = method_colours(order or methods)
     data = [df.loc[df["method"] == m, "accuracy"].dropna().to_numpy() for m in methods]
-    fig, ax = plt.subplots(figsize=(1.6 + 1.3 * len(methods), 3.6))
-    ax.violinplot(data, showmedians=True)
-    ax.axhline(0.5, color="k", ls="--", lw=0.8)
-    ax.set_xticks(np.arange(1, len(methods) + 1), [_tick(m) for m in methods])
-    ax.set_ylabel(f"per-example accuracy of {ATTACK_LABELS.get(attack, attack)}")
+    fig, ax = plt.subplots(figsize=(1.8 + 1.3 * len(methods), 3.8))
+    keep = [i for i, d in enumerate(data) if len(d)]
+    parts = ax.violinplot([data[i] for i in keep], positions=[i + 1 for i in keep], showmedians=True, widths=0.8)
+    for body, i in zip(parts["bodies"], keep, strict=True):
+        body.set_facecolor(colours[methods[i]])
+        body.set_alpha(0.6)
+    ax.axhline(0.5, color="k", ls="--", lw=0.8, label="chance (0.5)")
+    ax.set_xticks(np.arange(1, len(methods) + 1), [_tick(m) for m in methods], fontsize=8)
+    ax.set_xlabel("unlearning method")
+    ax.set_ylabel(f"per-example accuracy of {ATTACK_LABELS.get(attack, attack)}\n(share of that example's trials)")
     ax.set_ylim(-0.02, 1.02)
     trials = int(df["n_trials"].median()) if len(df) else 0
     ax.set_title(
-        "Vulnerability varies across forget examples\n"
-        f"({trials} trials per example; the retrain control's spread is sampling noise alone)",
-        fontsize=10,
+        "Vulnerability varies across forget examples "
+        f"({trials} target models per example; the retrain control's spread is sampling noise alone)"
     )
+    ax.legend(loc="lower right")
     _save(fig, stem)
 
 
-def figures(summary: str, per_example: str, out_dir: str) -> None:
+def protected_examples(per_example: pd.DataFrame, examples: pd.DataFrame, stem: str, k: int = 6) -> None:
+    """The k least and k most vulnerable forget examples of each method, as images."""
+    df = per_example[per_example["attack"] == "ulira"]
+    methods = [m for m in method_order(df["method"].tolist()) if m != "retrain"]
+    ex = examples.set_index("example_id")
+    fig, axes = plt.subplots(len(methods), 2 * k, figsize=(1.05 * 2 * k, 1.3 * len(methods) + 0.6), squeeze=False)
+    for row, m in enumerate(methods):
+        acc = df[df["method"] == m].dropna(subset=["accuracy"]).sort_values(["accuracy", "example_id"])
+        acc = acc[acc["example_id"].isin(ex.index)]
+        picks = list(acc.head(k).itertuples()) + list(acc.tail(k).itertuples())
+        for col, ax in enumerate(axes[row]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if col >= len(picks):
+                ax.set_visible(False)
+                continue
+            r = picks[col]
+            e = ex.loc[r.example_id]
+            img = np.frombuffer(e["pixels"], np.uint8).reshape(e["height"], e["width"], e["channels"])
+            ax.imshow(img[..., 0] if e["channels"] == 1 else img, cmap="gray" if e["channels"] == 1 else None)
+            ax.set_title(f"{e['label_name']}\nacc {r.accuracy:.2f}", fontsize=7)
+            for side in ax.spines.values():
+                side.set_color("#2980b9" if col < k else "#c0392b")
+                side.set_linewidth(2)
+        axes[row][0].set_ylabel(_tick(m), fontsize=8, rotation=0, ha="right", va="center")
+    fig.suptitle(
+        f"Forget examples by per-example U-LiRA accuracy: the {k} best protected (blue, left) "
+        f"and the {k} most exposed (red, right) of each method"
+    )
+    fig.tight_layout()
+    _save(fig, stem)
+
+
+# 3. lower for some, higher for others ---------------------------------------------------------
+
+
+def before_after(per_example: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> pd.DataFrame:
+    """Per-example vulnerability before unlearning (LiRA on the originals: the ``none`` control's
+    U-LiRA) against after (U-LiRA on each method's unlearned models). Returns the shares."""
+    methods = [m for m in method_order(per_example["method"].tolist()) if m != "none"]
+    colours = method_colours(order or per_example["method"].tolist())
+    before = _per_example(per_example, "ulira", "none")
+    fig, axes = _grid(len(methods), size=(3.0, 3.0))
+    rows = []
+    rng = np.random.default_rng(0)
+    for ax, m in zip(axes, methods, strict=True):
+        after = _per_example(per_example, "ulira", m)
+        b, a = before.align(after, join="inner")
+        ok = b.notna() & a.notna()
+        b, a = b[ok].to_numpy(), a[ok].to_numpy()
+        worse, better = float(np.mean(a > b)) if len(a) else np.nan, float(np.mean(a < b)) if len(a) else np.nan
+        rows.append({"method": m, "share_worse": worse, "share_better": better, "n_examples": len(a)})
+        jitter = rng.uniform(-0.008, 0.008, (2, len(a)))
+        ax.scatter(b + jitter[0], a + jitter[1], s=6, alpha=0.35, color=colours[m], linewidths=0)
+        ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls="--")
+        ax.set_xlim(0, 1.0)
+        ax.set_ylim(0, 1.0)
+        ax.set_xlabel("before: LiRA accuracy on the originals")
+        ax.set_ylabel("after: U-LiRA accuracy")
+        ax.set_title(f"{_label(m)}\n{100 * worse:.0f}% worse, {100 * better:.0f}% better")
+    fig.suptitle("Each forget example's vulnerability before and after unlearning (above the diagonal: worse)")
+    fig.tight_layout()
+    _save(fig, stem)
+    return pd.DataFrame(rows)
+
+
+# 4. the retained examples ---------------------------------------------------------------------
+
+
+def retained_change(per_example: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> pd.DataFrame:
+    """How each method moved the LiRA vulnerability of the examples it kept: per-example change
+    of the retained-example LiRA accuracy against the originals. Returns the shares."""
+    df = per_example[per_example["attack"] == "lira_retained"]
+    methods = [m for m in method_order(order or df["method"].tolist()) if m != "none" and m in set(df["method"])]
+    colours = method_colours(order or per_example["method"].tolist())
+    before = _per_example(per_example, "lira_retained", "none")
+    changes, rows = [], []
+    for m in methods:
+        b, a = before.align(_per_example(per_example, "lira_retained", m), join="inner")
+        d = (a - b).dropna().to_numpy()
+        changes.append(d)
+        rows.append(
+            {
+                "method": m,
+                "share_worse": float(np.mean(d > 0)) if len(d) else np.nan,
+                "share_better": float(np.mean(d < 0)) if len(d) else np.nan,
+                "mean_change": float(np.mean(d)) if len(d) else np.nan,
+                "n_examples": len(d),
+            }
+        )
+    fig, ax = plt.subplots(figsize=(1.8 + 1.4 * max(1, len(methods)), 3.8))
+    keep = [i for i, d in enumerate(changes) if len(d)]
+    if keep:
+        parts = ax.violinplot([changes[i] for i in keep], positions=[i + 1 for i in keep], showmedians=True)
+        for body, i in zip(parts["bodies"], keep, strict=True):
+            body.set_facecolor(colours[methods[i]])
+            body.set_alpha(0.6)
+        for key in ("cmedians", "cmins", "cmaxes", "cbars"):
+            parts[key].set_color("k")
+            parts[key].set_linewidth(0.8)
+    for i, r in enumerate(rows):
+        ax.annotate(
+            f"{100 * r['share_worse']:.0f}% worse\nmean {r['mean_change']:+.3f}",
+            (i + 1, 1.0),
+            xycoords=("data", "axes fraction"),
+            ha="center",
+            va="top",
+            fontsize=7,
+        )
+    ax.axhline(0, color="k", lw=0.8, ls="--")
+    ax.set_xticks(np.arange(1, len(methods) + 1), [_tick(m) for m in methods], fontsize=8)
+    ax.set_xlabel("unlearning method")
+    ax.set_ylabel("change of per-example LiRA accuracy\n(after unlearning - originals)")
+    ax.set_title("Retained examples: how unlearning moved their membership vulnerability (above 0: worse)")
+    lim = max([0.1, *[float(np.abs(d).max()) for d in changes if len(d)]])
+    ax.set_ylim(-lim * 1.05, lim * 1.45)
+    _save(fig, stem)
+    return pd.DataFrame(rows)
+
+
+# 5. rates of unlearning -----------------------------------------------------------------------
+
+
+Z_LIMIT = 10.0  # z beyond this (diverged runs reach 1e34) is drawn at the limit
+
+
+def rates(rates: pd.DataFrame, stem: str, n_lines: int = 40, order: Sequence[str] = ()) -> None:
+    """Each forget example's phi during unlearning, as z = (phi - retrain mean) / retrain sd
+    (median over the models that forgot it), against the share of the run."""
+    present = set(rates["method"])
+    methods = [m for m in method_order(order or rates["method"].tolist()) if m in present]
+    colours = method_colours(order or methods)
+    fig, axes = _grid(len(methods), size=(3.2, 2.9))
+    rng = np.random.default_rng(0)
+    for ax, m in zip(axes, methods, strict=True):
+        r = rates[rates["method"] == m]
+        wide = r.pivot_table(index="example_id", columns="fraction", values="z")
+        wide = wide.replace([np.inf, -np.inf], np.nan).clip(-Z_LIMIT, Z_LIMIT)
+        fr = wide.columns.to_numpy(float)
+        ax.axhspan(-1, 1, color="#2ca02c", alpha=0.12, lw=0, label="retrain mean ± 1 sd")
+        ax.axhline(0, color="#2ca02c", lw=1)
+        pick = rng.choice(len(wide), size=min(n_lines, len(wide)), replace=False) if len(wide) else []
+        for i in pick:
+            ax.plot(fr, wide.iloc[i].to_numpy(), color=colours[m], lw=0.5, alpha=0.35)
+        q = np.nanquantile(wide.to_numpy(), [0.1, 0.5, 0.9], axis=0) if len(wide) else np.full((3, len(fr)), np.nan)
+        ax.plot(fr, q[1], color="k", lw=1.6, label="median over examples")
+        ax.plot(fr, q[0], color="k", lw=0.8, ls=":", label="10% / 90% quantiles")
+        ax.plot(fr, q[2], color="k", lw=0.8, ls=":")
+        ax.set_title(m)
+        ax.set_xlabel("share of the unlearning run (optimiser steps)")
+        ax.set_ylabel(f"z of phi vs the retrain models\n(clipped at ±{Z_LIMIT:g})")
+    axes[0].legend(loc="best", fontsize=7)
+    fig.suptitle(
+        "Rates of unlearning: each forget example's confidence during unlearning against its retrain "
+        "distribution (thin lines: individual examples)"
+    )
+    fig.tight_layout()
+    _save(fig, stem)
+
+
+def reach(reach: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> pd.DataFrame:
+    """Share of forget examples whose phi has reached its retrain mean, against the share of the
+    unlearning run (median over the models that forgot each example). Returns the shares."""
+    present = set(reach["method"])
+    methods = [m for m in method_order(order or reach["method"].tolist()) if m in present]
+    colours = method_colours(order or methods)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    rows = []
+    for m in methods:
+        f = reach.loc[reach["method"] == m, "reach_fraction"].to_numpy(float)
+        if not len(f):
+            continue
+        xs = np.linspace(0, 1, 101)
+        ys = [(f <= x).mean() for x in xs]
+        done = float(np.isfinite(f).mean())
+        rows.append({"method": m, "share_reached": done, "median_reach_fraction": float(np.median(f))})
+        ax.step(xs, ys, where="post", color=colours[m], lw=1.5, label=f"{m} ({100 * done:.0f}% reach it)")
+    ax.set_xlabel("share of the unlearning run (optimiser steps)")
+    ax.set_ylabel("share of forget examples at or below\ntheir retrain mean phi")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlim(0, 1)
+    ax.set_title("Examples are unlearned at different rates")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
+    _save(fig, stem)
+    return pd.DataFrame(rows)
+
+
+# 6. per-example stopping ----------------------------------------------------------------------
+
+
+def stopping(per_example: pd.DataFrame, rates: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> None:
+    """Did stopping each example at its retrain mean help? Per-example U-LiRA accuracy and the
+    final distance to the retrain distribution, for the stopping method, its base (NegGrad+)
+    and the retrain control."""
+    all_methods = per_example["method"].tolist()
+    colours = method_colours(order or all_methods)
+    stop = [m for m in dict.fromkeys(all_methods) if m.split("@")[0] == STOP_METHOD]
+    base = [m for m in dict.fromkeys(all_methods) if m.split("@")[0] == STOP_BASE]
+    shown = [m for m in ("retrain", *base, *stop) if m in all_methods]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    ax = axes[0]
+    for m in shown:
+        a = np.sort(_per_example(per_example, "ulira", m).dropna().to_numpy())
+        if len(a):
+            ax.step(
+                a,
+                np.arange(1, len(a) + 1) / len(a),
+                where="post",
+                color=colours[m],
+                lw=1.5,
+                label=f"{_label(m)} (mean {a.mean():.3f})",
+            )
+    ax.axvline(0.5, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("per-example U-LiRA accuracy")
+    ax.set_ylabel("share of forget examples at or below")
+    ax.set_title("Per-example vulnerability (further left: better protected)")
+    ax.legend(loc="upper left", fontsize=7)
+    ax = axes[1]
+    last = rates[rates["fraction"] == rates.groupby("method")["fraction"].transform("max")]
+    bins = np.linspace(-4, 4, 41)
+    for m in shown:
+        z = last.loc[last["method"] == m, "z"].replace([np.inf, -np.inf], np.nan).dropna().clip(-3.99, 3.99)
+        if len(z):
+            ax.hist(z, bins=bins, histtype="step", color=colours[m], lw=1.5, density=True, label=_label(m))
+    ax.axvline(0, color="#2ca02c", lw=1)
+    ax.set_xlabel("z of phi vs the retrain models at the end of unlearning\n(beyond ±4 drawn at the edges)")
+    ax.set_ylabel("density over forget examples")
+    ax.set_title("Where the forget examples end up (0: the retrain mean)")
+    if shown:
+        ax.legend(loc="upper left", fontsize=7)
+    if not stop:
+        fig.text(0.5, 0.5, f"{STOP_METHOD} is not among the configured methods", ha="center", fontsize=12)
+    fig.suptitle("Per-example stopping: drop each example once its phi reaches the retrain mean")
+    fig.tight_layout()
+    _save(fig, stem)
+
+
+# 7. ROC curves --------------------------------------------------------------------------------
+
+
+def roc(roc: pd.DataFrame, stem: str) -> None:
+    """Log-log ROC curves of every attack on every method (LiRA's standard plot)."""
+    methods = method_order(roc["method"].tolist())
+    fig, axes = _grid(len(methods), size=(3.0, 3.0), sharex=True, sharey=True)
+    for ax, m in zip(axes, methods, strict=True):
+        r = roc[roc["method"] == m]
+        for a, label in ATTACK_LABELS.items():
+            c = r[r["attack"] == a].sort_values("fpr")
+            if len(c):
+                ax.loglog(
+                    c["fpr"].clip(lower=1e-5), c["tpr"].clip(lower=1e-5), color=ATTACK_COLOURS[a], lw=1.2, label=label
+                )
+        ax.loglog([1e-5, 1], [1e-5, 1], color="k", ls="--", lw=0.8, label="chance")
+        ax.set_xlim(1e-4, 1)
+        ax.set_ylim(1e-4, 1)
+        ax.set_title(_label(m))
+        ax.set_xlabel("false-positive rate")
+        ax.set_ylabel("true-positive rate")
+    axes[-1].legend(loc="lower right", fontsize=6)
+    fig.suptitle("ROC curves on log-log axes (the low false-positive region is what matters for privacy)")
+    fig.tight_layout()
+    _save(fig, stem)
+
+
+# the rule's entry point -----------------------------------------------------------------------
+
+
+def figures(
+    *,
+    summary: str,
+    per_example: str,
+    roc_table: str,
+    examples: str,
+    out_dir: str,
+    rates_table: str | None = None,
+    reach_table: str | None = None,
+    out_findings: str | None = None,
+) -> pd.DataFrame:
+    """Every figure of the study from the tables; returns (and writes) the findings table."""
     out = Path(out_dir)
-    attack_accuracy(pd.read_csv(summary), str(out / "attack_accuracy"))
-    per_example_distribution(pd.read_parquet(per_example), str(out / "per_example_accuracy"))
+    s = pd.read_csv(summary)
+    pe = pd.read_parquet(per_example)
+    order = method_order(s["method"].tolist())  # the config's order; one colour per method throughout
+    attack_accuracy(s, str(out / "attack_accuracy"))
+    per_example_distribution(pe, str(out / "per_example_accuracy"), order=order)
+    protected_examples(pe, pd.read_parquet(examples), str(out / "protected_examples"))
+    shares = before_after(pe, str(out / "before_after"), order=order).rename(
+        columns={"share_worse": "forget_share_worse", "share_better": "forget_share_better"}
+    )
+    kept = retained_change(pe, str(out / "retained_change"), order=order).rename(
+        columns={
+            "share_worse": "retained_share_worse",
+            "share_better": "retained_share_better",
+            "mean_change": "retained_mean_change",
+        }
+    )
+    found = shares.drop(columns="n_examples").merge(kept.drop(columns="n_examples"), on="method", how="outer")
+    roc(pd.read_parquet(roc_table), str(out / "roc"))
+    if rates_table and reach_table:
+        r = pd.read_parquet(rates_table)
+        rates(r, str(out / "rates"), order=order)
+        found = found.merge(
+            reach(pd.read_parquet(reach_table), str(out / "reach"), order=order), on="method", how="outer"
+        )
+        stopping(pe, r, str(out / "per_example_stop"), order=order)
+    rank = {m: i for i, m in enumerate(order)}
+    found = found.sort_values("method", key=lambda c: c.map(rank)).reset_index(drop=True)
+    if out_findings:
+        with atomic_path(out_findings) as tmp:
+            found.to_csv(tmp, index=False, float_format="%.4g")
+    return found

@@ -60,6 +60,25 @@ def score_model(
     return {k: torch.stack(v).cpu().numpy() for k, v in out.items()}
 
 
+@torch.no_grad()
+def phi_of(
+    bench: Workbench, model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, views: Sequence[str], batch: int = 4096
+) -> torch.Tensor:
+    """phi of a few examples under each view, on the device: (V, n). Leaves the model in the mode
+    it was in (unlearning scores its forget set mid-run)."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for v in views:
+        logits = []
+        for i in range(0, len(x), batch):
+            with bench.autocast:
+                logits.append(model(view(x[i : i + batch], v)).float())
+        out.append(phi_loss(torch.cat(logits) if logits else x.new_zeros(0, bench.n_classes), y)[0])
+    model.train(was_training)
+    return torch.stack(out)
+
+
 def scores_frame(
     s: dict[str, np.ndarray], bench: Workbench, model_id: int, stage: str, method: str, views: Sequence[str]
 ) -> pd.DataFrame:

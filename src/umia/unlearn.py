@@ -7,19 +7,25 @@ section. ``forget`` and ``retain`` are (x, y) pairs of tensors on the device.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from umia import io, plan
-from umia.score import score_model, scores_frame
+from umia import io, plan, provenance
+from umia.config import NEEDS_RETRAIN_SCORES
+from umia.score import phi_of, score_model, scores_frame
 from umia.train import (
     Recipe,
     Workbench,
@@ -268,6 +274,46 @@ def salun(bench: Workbench, model: nn.Module, forget: Pair, retain: Pair, s: Map
         _relabel_loop(bench, model, forget, retain, s, gen, mask=mask, weight_decay=0.0)
 
 
+def per_example_stop(
+    bench: Workbench, model: nn.Module, forget: Pair, retain: Pair, s: Mapping, gen: torch.Generator
+) -> None:
+    """A naive per-example stopping criterion (Hayes et al. 2024, Sec. "rates of unlearning"):
+    NegGrad+ steps, but each forget example leaves the forget set once its phi (mean over the
+    views) has fallen to the mean phi that the retrain models give it, estimated from the shadow
+    retrains. Checked every ``check_every`` steps; the run stops once no forget example is left.
+
+    The shard job adds ``target_phi`` ((n_forget,) tensor, the retrain mean of each forget
+    example, in the order of ``forget``) and ``views`` to the settings.
+    """
+    (xf, yf), (xr, yr) = forget, retain
+    if len(xf) == 0:
+        return
+    target, views = s["target_phi"], s["views"]
+    bs, alpha, ls = s["batch_size"], s["alpha"], s.get("label_smoothing", 0.0)
+    total = max(1, round(s["epochs"] * math.ceil(len(xr) / bs)))
+    opt, sched = sgd(model, s["lr"], 0.9, 5e-4, total, 0.0)
+    active = torch.ones(len(xf), dtype=torch.bool, device=xf.device)
+    model.train()
+    for step in range(total):
+        if step % s["check_every"] == 0:  # one host sync per check
+            active &= phi_of(bench, model, xf, yf, views).mean(0) > target
+            if not bool(active.any()):
+                log.info("per_example_stop: every forget example reached its retrain mean at step %d/%d", step, total)
+                break
+        ir = _batch(xr, bs, gen)
+        jf = torch.multinomial(active.float(), bs, replacement=True, generator=gen)  # active examples only
+        with bench.autocast:
+            lr_ = F.cross_entropy(model(_aug(xr[ir], s, gen)).float(), yr[ir], label_smoothing=ls)
+            lf = F.cross_entropy(model(_aug(xf[jf], s, gen)).float(), yf[jf], label_smoothing=ls)
+        _step(opt, sched, alpha * lr_ - (1 - alpha) * lf)
+    else:
+        log.info(
+            "per_example_stop: %d of %d forget examples still above their retrain mean at the end",
+            int(active.sum()),
+            len(xf),
+        )
+
+
 METHODS: dict[str, Method] = {
     "finetune": finetune,
     "gradient_ascent": gradient_ascent,
@@ -276,7 +322,62 @@ METHODS: dict[str, Method] = {
     "l1_sparse": l1_sparse,
     "scrub": scrub,
     "salun": salun,
+    "per_example_stop": per_example_stop,
 }
+
+
+@dataclass
+class Probe:
+    """What a probed run did: optimiser steps taken, and the steps planned by the optimisers that
+    stepped at least once."""
+
+    steps: int = 0
+    planned: int = 0
+
+
+@contextlib.contextmanager
+def probe_points(n_points: int, callback: Callable[[int, int, int], None]) -> Iterator[Probe]:
+    """While active, call ``callback(point, step, total)`` after the optimiser step nearest to each
+    fraction point / n_points (point = 1 .. n_points - 1) of the planned steps of every optimiser
+    that carries ``umia_total_steps`` (train.sgd sets it). Methods need not know they are probed;
+    the callback must not change the model or draw random numbers (scoring does neither)."""
+    counts: dict[int, int] = {}
+    marks: dict[int, dict[int, int]] = {}
+    probe = Probe()
+
+    def hook(opt: torch.optim.Optimizer, args, kwargs) -> None:
+        total = getattr(opt, "umia_total_steps", None)
+        if total is None:
+            return
+        key = id(opt)
+        if key not in marks:
+            marks[key] = {max(1, round(k * total / n_points)): k for k in range(1, n_points)}
+            probe.planned += total
+        counts[key] = step = counts.get(key, 0) + 1
+        probe.steps += 1
+        if step in marks[key]:
+            callback(marks[key][step], step, total)
+
+    handle = register_optimizer_step_post_hook(hook)
+    try:
+        yield probe
+    finally:
+        handle.remove()
+
+
+def retrain_means(paths: Sequence[str], n_pool: int, config_hash: str) -> np.ndarray:
+    """Mean phi over the retrain models and the views, per pool example: (n_pool,), NaN where
+    no retrain score exists. Every candidate is OUT of every retrain model."""
+    total, count = np.zeros(n_pool), np.zeros(n_pool)
+    for p in paths:
+        t = io.read_table(p, io.SCORES, config_hash, columns=["example_id", "split", "phi"])
+        t = t.filter(pc.equal(t["split"], "pool"))
+        ids, phi = t["example_id"].to_numpy(), t["phi"].to_numpy().astype(np.float64)
+        ok = np.isfinite(phi)
+        np.add.at(total, ids[ok], phi[ok])
+        np.add.at(count, ids[ok], 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
 
 
 def unlearn_shard(
@@ -286,6 +387,7 @@ def unlearn_shard(
     originals: str,
     out_scores: str,
     out_ckpt: str | None,
+    out_trajectory: str,
     method: str,
     method_name: str,
     settings: Mapping,
@@ -297,30 +399,51 @@ def unlearn_shard(
     views: Sequence[str],
     device: str,
     config_hash: str,
+    rate_points: int = 4,
+    retrain_scores: Sequence[str] = (),
     threads: int = 0,
 ) -> None:
     """Apply one unlearning method to each original of a shard (U_i = m(O_i, F_i, D_i \\ F_i)),
-    score the unlearned models, and write their scores (and checkpoints, if asked)."""
+    score the unlearned models, and write their scores (and checkpoints, if asked).
+
+    The forget examples' phi is also scored before unlearning, at every 1/rate_points of the
+    run and at its end, into ``out_trajectory`` (the rates of unlearning)."""
     if method_name not in METHODS:
         raise ValueError(f"unknown unlearning method {method_name!r}; known: {', '.join(METHODS)}")
     bench = Workbench(data, candidates, device, config_hash, threads)
     states, meta = load_models(originals, bench.device)
     if meta["config_hash"] != config_hash:
         raise io.TableError(f"{originals}: written by another config; use a new experiment name")
-    frames, out_states = [], {}
+    if method_name in NEEDS_RETRAIN_SCORES:
+        if not retrain_scores:
+            raise ValueError(f"{method_name} needs the retrain models' scores (retrain_scores)")
+        target_all = torch.from_numpy(retrain_means(retrain_scores, bench.n_pool, config_hash)).float()
+        settings = dict(settings, views=list(views))
+    frames, trajectory, out_states = [], [], {}
     for model_id in plan.shard_models(shard, shard_size):
         train, forget = bench.masks(seed, model_id)
         model = bench.new_model(network, width, 0)
         model.load_state_dict(states[model_id])
+        xf, yf = bench.x_pool[forget], bench.y_pool[forget]
+        forget_ids = torch.nonzero(forget).squeeze(1).cpu().numpy()
+        if method_name in NEEDS_RETRAIN_SCORES:
+            settings = dict(settings, target_phi=target_all[forget_ids].to(bench.device))
+
+        def record(point: int, step: int, total: int, model=model, xf=xf, yf=yf, i=model_id, ids=forget_ids) -> None:
+            phi = phi_of(bench, model, xf, yf, views).cpu().numpy()  # (V, n_forget)
+            trajectory.append((i, ids, point, step, total, phi))
+
+        record(0, 0, 0)
         t0 = time.perf_counter()
-        METHODS[method_name](
-            bench,
-            model,
-            (bench.x_pool[forget], bench.y_pool[forget]),
-            (bench.x_pool[train & ~forget], bench.y_pool[train & ~forget]),
-            settings,
-            bench.generator(plan.derive_seed(seed, "unlearn", method, model_id)),
-        )
+        with probe_points(rate_points, record) as probe:
+            METHODS[method_name](
+                bench,
+                model,
+                (xf, yf),
+                (bench.x_pool[train & ~forget], bench.y_pool[train & ~forget]),
+                settings,
+                bench.generator(plan.derive_seed(seed, "unlearn", method, model_id)),
+            )
         if bench.device.type == "cuda":
             torch.cuda.synchronize()
         log.info(
@@ -331,10 +454,14 @@ def unlearn_shard(
             time.perf_counter() - t0,
             test_accuracy(bench, model),
         )
-        frames.append(scores_frame(score_model(bench, model, views), bench, model_id, "unlearned", method, views))
+        scored = score_model(bench, model, views)
+        trajectory.append((model_id, forget_ids, rate_points, probe.steps, probe.planned, scored["phi"][:, forget_ids]))
+        frames.append(scores_frame(scored, bench, model_id, "unlearned", method, views))
         if out_ckpt:
             out_states[model_id] = cpu_state(model)
-    io.write_table(pd.concat(frames, ignore_index=True), out_scores, io.SCORES, config_hash)
+    stamp = provenance.job(bench.device)
+    io.write_table(pd.concat(frames, ignore_index=True), out_scores, io.SCORES, config_hash, stamp)
+    io.write_table(trajectory_frame(trajectory, method, views, rate_points), out_trajectory, io.TRAJECTORY, config_hash)
     if out_ckpt:
         save_models(
             out_ckpt,
@@ -348,3 +475,26 @@ def unlearn_shard(
                 "config_hash": config_hash,
             },
         )
+
+
+def trajectory_frame(records: list, method: str, views: Sequence[str], rate_points: int) -> pd.DataFrame:
+    """Long format of the probe records (model_id, example ids, point, step, total, phi (V, n))."""
+    frames = []
+    for model_id, ids, point, step, total, phi in records:
+        n_v, n = phi.shape
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model_id": np.full(n_v * n, model_id, np.int32),
+                    "method": method,
+                    "example_id": np.tile(ids.astype(np.int64), n_v),
+                    "view": np.repeat(np.asarray(views), n),
+                    "point": np.full(n_v * n, point, np.int16),
+                    "step": np.full(n_v * n, step, np.int32),
+                    "total_steps": np.full(n_v * n, total, np.int32),
+                    "fraction": np.full(n_v * n, point / rate_points, np.float32),
+                    "phi": phi.ravel().astype(np.float32),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)

@@ -11,6 +11,8 @@ enough to see the effect on 60 examples in a few steps); the defaults are tuned 
 from __future__ import annotations
 
 import copy
+import math
+from contextlib import nullcontext
 
 import numpy as np
 import pytest
@@ -19,9 +21,9 @@ import torch
 from umia import plan
 from umia.config import METHODS as CONFIG_METHODS
 from umia.data import prepare
-from umia.score import phi_loss
+from umia.score import phi_loss, phi_of
 from umia.train import Recipe, Workbench, fit
-from umia.unlearn import METHODS, saliency_mask
+from umia.unlearn import METHODS, probe_points, saliency_mask, trajectory_frame
 
 SETTINGS = {
     "finetune": dict(epochs=30, lr=0.3, batch_size=64),
@@ -104,3 +106,78 @@ def test_salun_changes_only_salient_weights(trained):
         moved = p0 != p1
         assert not (moved & (mask[name] == 0)).any(), name
         assert moved.any(), name
+
+
+def _pairs(bench, forget, retain):
+    return (bench.x_pool[forget], bench.y_pool[forget]), (bench.x_pool[retain], bench.y_pool[retain])
+
+
+STOP = dict(epochs=4, lr=0.1, batch_size=64, alpha=0.85, check_every=5, views=["identity"])
+
+
+def test_per_example_stop_stops_when_every_example_is_at_its_retrain_mean(trained):
+    bench, original, forget, retain = trained
+    model = copy.deepcopy(original)
+    settings = dict(STOP, target_phi=torch.full((int(forget.sum()),), float("inf")))
+    with probe_points(4, lambda *a: None) as probe:
+        METHODS["per_example_stop"](bench, model, *_pairs(bench, forget, retain), settings, bench.generator(3))
+    assert probe.steps == 0
+    for p0, p1 in zip(original.parameters(), model.parameters(), strict=True):
+        assert torch.equal(p0, p1)
+
+
+def test_per_example_stop_drops_examples_and_forgets(trained):
+    bench, original, forget, retain = trained
+    f0, r0, _ = _losses(bench, original, forget, retain)
+    xf, yf = bench.x_pool[forget], bench.y_pool[forget]
+    phi0 = phi_of(bench, original, xf, yf, ["identity"])[0]
+    # never reachable: the full NegGrad+ run. Five examples a little below where they start, the
+    # rest already there: the ascent concentrates on those five, and the run stops early
+    near = torch.full_like(phi0, float("inf"))
+    near[:5] = phi0[:5] - 0.2
+    for target, full in ((torch.full_like(phi0, -float("inf")), True), (near, False)):
+        model = copy.deepcopy(original)
+        settings = dict(STOP, target_phi=target)
+        with probe_points(4, lambda *a: None) as probe:
+            METHODS["per_example_stop"](bench, model, *_pairs(bench, forget, retain), settings, bench.generator(3))
+        f1, r1, _ = _losses(bench, model, forget, retain)
+        assert (probe.steps == probe.planned) == full, (probe.steps, probe.planned)
+        if full:  # NegGrad+ all the way
+            assert f1 - f0 > 0.02 and f1 - f0 > 1.5 * (r1 - r0), (f0, f1, r0, r1)
+        else:  # it stopped early, once every example had reached the target
+            phi1 = phi_of(bench, model, xf, yf, ["identity"])[0]
+            assert bool((phi1 <= target).all())
+
+
+def test_probe_points_fire_at_fractions_of_each_run_and_change_nothing(trained):
+    bench, original, forget, retain = trained
+    s = SETTINGS["neggrad_plus"]
+    seen = []
+    models = []
+    for probed in (True, False):
+        model = copy.deepcopy(original)
+        ctx = probe_points(4, lambda k, step, total: seen.append((k, step, total))) if probed else nullcontext()
+        with ctx:
+            METHODS["neggrad_plus"](bench, model, *_pairs(bench, forget, retain), s, bench.generator(5))
+        models.append(torch.cat([p.flatten() for p in model.parameters()]))
+    total = round(s["epochs"] * math.ceil(int(retain.sum()) / s["batch_size"]))
+    assert seen == [(k, round(k * total / 4), total) for k in (1, 2, 3)]
+    assert torch.equal(models[0], models[1])  # scoring mid-run leaves the run unchanged
+    # the hook is gone after the block
+    seen.clear()
+    METHODS["neggrad_plus"](bench, copy.deepcopy(original), *_pairs(bench, forget, retain), s, bench.generator(5))
+    assert seen == []
+
+
+def test_trajectory_frame_long_format():
+    ids = np.array([4, 9])
+    records = [
+        (3, ids, 0, 0, 0, np.array([[1.0, 2.0], [3.0, 4.0]])),
+        (3, ids, 2, 7, 10, np.array([[0.5, 0.0], [1, 1]])),
+    ]
+    df = trajectory_frame(records, "m", ["identity", "mirror"], 2)
+    assert list(df["example_id"]) == [4, 9, 4, 9, 4, 9, 4, 9]
+    assert list(df["view"][:4]) == ["identity", "identity", "mirror", "mirror"]
+    assert list(df["fraction"]) == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert list(df["phi"]) == [1, 2, 3, 4, 0.5, 0, 1, 1]
+    assert list(df["step"][4:]) == [7] * 4 and list(df["total_steps"][4:]) == [10] * 4

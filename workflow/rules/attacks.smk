@@ -11,6 +11,35 @@ rule gather:
         "../scripts/gather.py"
 
 
+
+rule gather_trajectory:
+    input:
+        shard_trajectories(),
+    output:
+        TRAJECTORY,
+    params:
+        config_hash=HASH,
+    log:
+        f"{R}/logs/gather_trajectory.log",
+    script:
+        "../scripts/gather.py"
+
+
+rule rates:
+    input:
+        trajectory=TRAJECTORY,
+        scores=SCORES,
+    output:
+        rates=RATES,
+        reach=REACH,
+    params:
+        config_hash=HASH,
+    log:
+        f"{R}/logs/rates.log",
+    script:
+        "../scripts/rates.py"
+
+
 rule attacks:
     input:
         scores=SCORES,

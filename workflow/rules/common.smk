@@ -2,7 +2,15 @@
 import sys
 from pathlib import Path
 
-from umia.config import ConfigError, config_hash, load_schema, method_settings, parse_method, resolve
+from umia.config import (
+    NEEDS_RETRAIN_SCORES,
+    ConfigError,
+    config_hash,
+    load_schema,
+    method_settings,
+    parse_method,
+    resolve,
+)
 
 try:  # resolved in place, so scripts see the defaults too (snakemake.config)
     config.update(resolve(config, load_schema(Path(workflow.current_basedir) / "../schemas/config.schema.yaml")))
@@ -18,6 +26,10 @@ DATA = f"{R}/data/dataset.npz"
 CANDIDATES = f"{R}/plan/candidates.parquet"
 MEMBERSHIP = f"{R}/plan/membership.parquet"
 SCORES = f"{R}/scores/scores.parquet"
+TRAJECTORY = f"{R}/scores/trajectory.parquet"
+EXAMPLES = f"{R}/plan/examples.parquet"
+RATES = f"{R}/tables/rates.parquet"
+REACH = f"{R}/tables/reach.parquet"
 
 
 wildcard_constraints:
@@ -50,8 +62,21 @@ def unlearn_params(wildcards):
         method_name=name,
         settings=method_settings(config, wildcards.method),
         width=config["train"]["width"],
+        rate_points=config["rates"]["points"],
         **shard_job(),
     )
+
+
+def retrain_scores(wildcards):
+    """The retrain models' scores, for the methods that stop on the retrain mean of each example."""
+    if parse_method(wildcards.method)[0] not in NEEDS_RETRAIN_SCORES:
+        return []
+    return [f"{R}/shards/retrain/retrain/shard-{s:03d}.parquet" for s in SHARDS]
+
+
+def shard_trajectories(wildcards=None):
+    """Every unlearning job's record of its forget examples' phi during the run."""
+    return [f"{R}/shards/trajectory/{m}/shard-{s:03d}.parquet" for m in config["methods"] for s in SHARDS]
 
 
 def shard_scores(wildcards=None):
@@ -70,9 +95,12 @@ def model_outputs(stage, method, keep):
 
 
 def final_outputs():
+    figures = [f for f in FIGURES if config["methods"] or f not in RATE_FIGURES]
     return [
         MEMBERSHIP,
         f"{R}/tables/summary.csv",
         f"{R}/tables/per_example.parquet",
-        *[f"{R}/figures/{f}.{e}" for f in ("attack_accuracy", "per_example_accuracy") for e in ("png", "pdf")],
+        f"{R}/tables/findings.csv",
+        f"{R}/report/summary.html",
+        *[f"{R}/figures/{f}.{e}" for f in figures for e in ("png", "pdf")],
     ]

@@ -41,3 +41,18 @@ rule membership:
         f"{R}/logs/membership.log",
     script:
         "../scripts/membership.py"
+
+
+rule examples:
+    input:
+        data=DATA,
+        candidates=CANDIDATES,
+    output:
+        EXAMPLES,
+    params:
+        dataset=config["dataset"]["name"],
+        config_hash=HASH,
+    log:
+        f"{R}/logs/examples.log",
+    script:
+        "../scripts/examples.py"

@@ -6,8 +6,10 @@ rule unlearn:
         data=DATA,
         candidates=CANDIDATES,
         originals=f"{R}/models/original/none/shard-{{shard}}.pt",
+        retrain_scores=retrain_scores,
     output:
         **model_outputs("unlearned", "{method}", KEEP),
+        trajectory=f"{R}/shards/trajectory/{{method}}/shard-{{shard}}.parquet",
     params:
         job=unlearn_params,
     threads: 2

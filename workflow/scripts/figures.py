@@ -7,5 +7,10 @@ setup_logging(snakemake.log[0])
 figures(
     summary=snakemake.input.summary,
     per_example=snakemake.input.per_example,
+    roc_table=snakemake.input.roc,
+    examples=snakemake.input.examples,
+    rates_table=snakemake.input.rates or None,
+    reach_table=snakemake.input.reach or None,
     out_dir=str(Path(snakemake.output[0]).parent),
+    out_findings=snakemake.output.findings,
 )

@@ -10,6 +10,8 @@ unlearn_shard(
     originals=snakemake.input.originals,
     out_scores=snakemake.output.scores,
     out_ckpt=snakemake.output.get("ckpt"),
+    out_trajectory=snakemake.output.trajectory,
+    retrain_scores=list(snakemake.input.retrain_scores),
     shard=int(snakemake.wildcards.shard),
     threads=snakemake.threads,
     device=snakemake.config["device"],

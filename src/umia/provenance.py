@@ -1,0 +1,81 @@
+"""Where results came from: the code version, the packages, and the machines the model jobs ran on.
+
+Model jobs stamp ``job()`` into the metadata of the score files they write; the gather step
+collects the distinct stamps; the report's summary page shows them with ``describe()``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import umia
+
+PACKAGES = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "scipy",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "matplotlib",
+    "snakemake",
+    "snakemake-executor-plugin-slurm",
+)
+
+
+def job(device) -> str:
+    """JSON for one model job: its device (the GPU's name), torch and CUDA versions, host."""
+    import torch
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
+    return json.dumps(
+        {
+            "device": name,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda if device.type == "cuda" else None,
+            "host": platform.node(),
+            "umia": umia.__version__,
+        },
+        sort_keys=True,
+    )
+
+
+def code_version(path: str | Path | None = None) -> str:
+    """umia's version, with the git commit of the workflow (and '-dirty' for local edits) when
+    the workflow is a git checkout."""
+    here = Path(path or Path(__file__).parent)
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(here), "describe", "--always", "--dirty", "--abbrev=12"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"umia {umia.__version__}" + (f" (git {commit})" if commit else "")
+
+
+def packages() -> dict[str, str]:
+    found = {"python": sys.version.split()[0]}
+    for p in PACKAGES:
+        try:
+            found[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def merge(stamps: list[str]) -> str:
+    """The distinct job stamps (JSON strings) with how many files carried each, as JSON."""
+    counts: dict[str, int] = {}
+    for s in stamps:
+        counts[s] = counts.get(s, 0) + 1
+    return json.dumps([{**json.loads(s), "files": n} for s, n in sorted(counts.items())])

@@ -1,0 +1,161 @@
+"""The report's summary page: the controls' verdict, the summary and findings tables, and the
+provenance (config, code version, packages, the machines the model jobs ran on), as one HTML
+file that Snakemake's report embeds."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+
+import pandas as pd
+import pyarrow.parquet as pq
+import yaml
+
+from umia import io, provenance
+from umia.io import atomic_path
+from umia.plots import ATTACK_LABELS, method_colours, method_order
+
+CHANCE_TOLERANCE = 0.03  # the retrain control must sit within 0.5 +- this (its interval must cover 0.5 or lie inside)
+
+CSS = """
+body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 70em; }
+table { border-collapse: collapse; margin: 0.6em 0 1.4em; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f2f2f2; } td:first-child, th:first-child { text-align: left; }
+.ok { color: #1e7b34; font-weight: bold; } .bad { color: #b0261c; font-weight: bold; }
+.swatch { display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.4em; }
+pre { background: #f7f7f7; padding: 0.8em; font-size: 0.85em; overflow-x: auto; }
+"""
+
+
+def _fmt(x: float, digits: int = 3) -> str:
+    return "–" if pd.isna(x) else f"{x:.{digits}f}"
+
+
+def _ci(row: pd.Series, col: str) -> str:
+    lo, hi = row.get(f"{col}_ci_low"), row.get(f"{col}_ci_high")
+    if lo is None or pd.isna(lo):
+        return _fmt(row[col])
+    return f"{_fmt(row[col])} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def controls_verdict(summary: pd.DataFrame) -> list[tuple[bool, str]]:
+    """The two controls in words: retrain at chance, none attacked (U-LiRA at the LR threshold)."""
+    s = summary[summary["attack"] == "ulira"].set_index("method")
+    out = []
+    if "retrain" in s.index:
+        r = s.loc["retrain"]
+        ok = r["accuracy_ci_low"] - CHANCE_TOLERANCE <= 0.5 <= r["accuracy_ci_high"] + CHANCE_TOLERANCE
+        out.append((bool(ok), f"retrain control: U-LiRA accuracy {_ci(r, 'accuracy')} (should be at chance, 0.5)"))
+    if "none" in s.index:
+        r = s.loc["none"]
+        ok = r["accuracy_ci_low"] > 0.5
+        out.append((bool(ok), f"none control: U-LiRA accuracy {_ci(r, 'accuracy')} (should be above chance)"))
+    return out
+
+
+def _table(df: pd.DataFrame, colours: Mapping[str, str]) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+    rows = []
+    for _, r in df.iterrows():
+        cells = []
+        for c in df.columns:
+            v = r[c]
+            text = html.escape(v if isinstance(v, str) else _fmt(v) if isinstance(v, float) else str(v))
+            if c == "method":
+                text = f'<span class="swatch" style="background:{colours.get(v, "#fff")}"></span>{text}'
+            cells.append(f"<td>{text}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def summary_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """One row per method: the main attacks side by side."""
+    methods = method_order(summary["method"].tolist())
+    by = summary.set_index(["method", "attack"])
+    rows = []
+    for m in methods:
+        row = {"method": m}
+        for a, col, name in (
+            ("ulira", "accuracy", "U-LiRA accuracy [95% CI]"),
+            ("ulira", "tpr_at_1pct_fpr", "U-LiRA TPR at 1% FPR [95% CI]"),
+            ("ulira", "epsilon_median", "U-LiRA median per-example ε"),
+            ("population_gaussian", "accuracy", "population Gaussian accuracy"),
+            ("population_loss", "accuracy", "population loss accuracy"),
+            ("lira_retained", "accuracy", "retained-example LiRA accuracy"),
+        ):
+            if (m, a) in by.index:
+                r = by.loc[(m, a)]
+                row[name] = _ci(r, col) if f"{col}_ci_low" in r.index else _fmt(r[col], 2 if "epsilon" in col else 3)
+            else:
+                row[name] = "–"
+        d = by.loc[m, "diverged_models"].max() if m in by.index.get_level_values(0) else 0
+        row["diverged models"] = str(int(d))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary_page(
+    *,
+    summary: str,
+    findings: str,
+    scores: str,
+    config: Mapping,
+    out: str,
+    workflow_dir: str | None = None,
+) -> None:
+    s = pd.read_csv(summary)
+    f = pd.read_csv(findings)
+    colours = method_colours(s["method"].tolist())
+    meta = pq.read_schema(scores).metadata or {}
+    jobs = json.loads(meta.get(io.PROVENANCE_KEY, b"[]").decode())
+    n_models = int(config["n_models"])
+    verdicts = controls_verdict(s)
+    parts = [
+        f"<!doctype html><html><head><meta charset='utf-8'><title>umia: {html.escape(config['experiment'])}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>umia experiment <code>{html.escape(config['experiment'])}</code></h1>",
+        "<p>{ds}, network {net}, N = {n} original models (and {n} retrains, {n} unlearned models per method), "
+        "{c} forget candidates ({mode}), {v} views. Each forget candidate is unlearned in about N/2 models and "
+        "never trained in the others; attacks are fit on the other folds' models and tested on each target "
+        "model.</p>".format(
+            ds=html.escape(config["dataset"]["name"]),
+            net=html.escape(config["network"]),
+            n=n_models,
+            c=config["candidates"].get("size", "one class"),
+            mode=html.escape(config["candidates"]["mode"]),
+            v=", ".join(config["views"]),
+        ),
+        "<h2>Controls</h2><ul>",
+        *[f"<li><span class='{'ok' if ok else 'bad'}'>{'holds' if ok else 'FAILS'}</span> {html.escape(t)}</li>"
+          for ok, t in verdicts],
+        "</ul>",
+    ]
+    if not all(ok for ok, _ in verdicts):
+        parts.append("<p class='bad'>A control misbehaves: the results below are not trustworthy.</p>")
+    parts += [
+        "<h2>Summary</h2><p>Accuracy of each attack at its likelihood-ratio threshold on the forget examples "
+        f"(chance: 0.5); 95% bootstrap intervals over the {n_models} target models. Attacks: "
+        + ", ".join(f"{v}" for v in ATTACK_LABELS.values())
+        + ". The full table, with AUC and TPR at 0.1% FPR, is <code>tables/summary.csv</code>.</p>",
+        _table(summary_rows(s), colours),
+        "<h2>Findings</h2><p>Shares of forget examples whose per-example U-LiRA accuracy rose above the originals' "
+        "(worse) or fell (better); shares of retained examples whose LiRA accuracy rose; the share of forget "
+        "examples whose confidence reached their retrain mean during unlearning, and the median share of the "
+        "run that took (inf: most never did).</p>",
+        _table(f, colours),
+        "<h2>Provenance</h2>",
+        f"<p>Code: {html.escape(provenance.code_version(workflow_dir))}. Page written "
+        f"{datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}.</p>",
+        "<p>Model jobs ran on:</p>",
+        _table(pd.DataFrame(jobs) if jobs else pd.DataFrame({"device": ["(not recorded)"]}), {}),
+        "<p>Packages (the job that wrote this page):</p>",
+        _table(pd.DataFrame(sorted(provenance.packages().items()), columns=["package", "version"]), {}),
+        "<p>Resolved config:</p>",
+        f"<pre>{html.escape(yaml.safe_dump(dict(config), sort_keys=False))}</pre>",
+        "</body></html>",
+    ]
+    with atomic_path(out) as tmp, open(tmp, "w", encoding="utf-8") as fh:
+        fh.write("\n".join(parts))

@@ -1,0 +1,12 @@
+from umia.logs import setup_logging
+from umia.report import summary_page
+
+setup_logging(snakemake.log[0])
+summary_page(
+    summary=snakemake.input.summary,
+    findings=snakemake.input.findings,
+    scores=snakemake.input.scores,
+    config=snakemake.config,
+    out=snakemake.output[0],
+    workflow_dir=snakemake.scriptdir,
+)
