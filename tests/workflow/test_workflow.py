@@ -11,6 +11,10 @@ reaches about 0.6 (0.63 at N=32); we require > 0.56, more than five standard err
 and its AUC > 0.58.
 """
 
+import shutil
+import subprocess
+
+import matplotlib.image
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
@@ -22,12 +26,33 @@ from .conftest import TINY, snakemake
 
 pytestmark = pytest.mark.workflow
 
-UNLEARN = ["finetune", "gradient_ascent", "neggrad_plus", "random_labels", "l1_sparse", "scrub", "salun"]
+UNLEARN = [
+    "finetune",
+    "gradient_ascent",
+    "neggrad_plus",
+    "random_labels",
+    "l1_sparse",
+    "scrub",
+    "salun",
+    "per_example_stop",
+]
 DIVERGED = "gradient_ascent@lr=5"
 METHODS = ["none", "retrain", *UNLEARN, DIVERGED]
 ATTACKS = ["ulira", "ulira_offline", "ulira_fixed_variance", "population_gaussian", "population_loss"]
 ALL_ATTACKS = [*ATTACKS, "lira_retained"]
 N, C, N_POOL, N_TEST, VIEWS = 16, 120, 1347, 450, 2
+POINTS = 4  # rates.points: phi scored at 0, 1/4, 2/4, 3/4 of each unlearning run and at its end
+FIGURES = [
+    "attack_accuracy",
+    "roc",
+    "per_example_accuracy",
+    "protected_examples",
+    "before_after",
+    "retained_change",
+    "rates",
+    "reach",
+    "per_example_stop",
+]
 
 
 def test_outputs_follow_the_contract(tiny_run):
@@ -69,7 +94,7 @@ def test_outputs_follow_the_contract(tiny_run):
     assert (m.groupby("example_id").in_train.sum() == N // 2).all()
     assert (m[m.in_forget].in_train).all() and m.groupby("example_id").in_forget.any().sum() == C
 
-    for stem in ("attack_accuracy", "per_example_accuracy"):
+    for stem in FIGURES:
         for ext in ("png", "pdf"):
             assert (tiny_run / f"figures/{stem}.{ext}").stat().st_size > 5000
     # keep_checkpoints: false -> only the originals' checkpoints (unlearning and later methods
@@ -100,3 +125,78 @@ def test_bad_config_stops_before_any_job(tmp_path):
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("umia:")]
     assert lines == ["umia: config key 'n_models': 7 is odd; it must be even (membership is balanced over pairs)"]
     assert not any(tmp_path.iterdir())
+
+
+def test_rates_of_unlearning(tiny_run):
+    """The forget examples' phi during unlearning: every method, every model's forget set, every
+    view, at every point; the first point is the original's phi and the last the unlearned
+    model's, as the score table has them."""
+    traj = pd.read_parquet(tiny_run / "trajectory/trajectory.parquet")
+    m = pd.read_parquet(tiny_run / "plan/membership.parquet")
+    forgets = m[m.in_forget][["model_id", "example_id"]]
+    assert set(traj.method) == set(UNLEARN) | {DIVERGED}
+    for method, t in traj.groupby("method"):
+        points = sorted(set(t.point))
+        # a run that stops early (per_example_stop) may skip the middle points, never the ends
+        assert {0, POINTS} <= set(points) <= set(range(POINTS + 1)), method
+        for p in (0, POINTS) if method == "per_example_stop" else range(POINTS + 1):
+            at = t[t.point == p]
+            assert len(at) == len(forgets) * VIEWS, (method, p)
+            assert set(zip(at.model_id, at.example_id, strict=True)) == set(
+                zip(forgets.model_id, forgets.example_id, strict=True)
+            )
+        assert t[t.point == POINTS].fraction.eq(1).all() and t[t.point == 0].step.eq(0).all()
+    scores = pd.read_parquet(tiny_run / "scores", columns=["model_id", "method", "example_id", "view", "phi"])
+    key = ["model_id", "example_id", "view"]
+    first = traj[(traj.method == "finetune") & (traj.point == 0)].merge(
+        scores[scores.method == "none"], on=key, suffixes=("", "_scored")
+    )
+    last = traj[(traj.method == "finetune") & (traj.point == POINTS)].merge(
+        scores[scores.method == "finetune"], on=key, suffixes=("", "_scored")
+    )
+    for df in (first, last):
+        assert len(df) == len(forgets) * VIEWS
+        np.testing.assert_allclose(df.phi, df.phi_scored, atol=1e-4)
+
+    reach = pd.read_parquet(tiny_run / "tables/reach.parquet")
+    assert len(reach) == (len(UNLEARN) + 1) * C
+    assert reach.share_reached.between(0, 1).all()
+    findings = pd.read_csv(tiny_run / "tables/findings.csv").set_index("method")
+    assert set(findings.index) == set(METHODS) - {"none"}
+    assert findings.forget_share_worse.between(0, 1).all()
+
+
+def test_report_is_a_web_page(tiny_run, tmp_path):
+    """`snakemake --report` builds one self-contained page; opened in a real browser (headless
+    chromium), it renders every category of the findings."""
+    out = tmp_path / "report.html"
+    snakemake("--configfile", str(TINY), "--config", f"results_dir={tiny_run.parent}", "--report", str(out))
+    page = out.read_text()
+    assert out.stat().st_size > 1_000_000  # the figures are embedded, not linked
+    for name in FIGURES:
+        assert f"{name}.png" in page, name
+    assert "summary.html" in page and "Rates of unlearning" in page
+    summary_page = (tiny_run / "report/summary.html").read_text()
+    assert "holds" in summary_page and "FAILS" not in summary_page
+    assert "CPU (" in summary_page  # the device the model jobs ran on
+
+    browser = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no browser installed (Debian package chromium): the report was built but not opened")
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000"]
+    shot = tmp_path / "report.png"
+    subprocess.run(
+        [*flags, "--hide-scrollbars", "--window-size=1400,1000", f"--screenshot={shot}", out.as_uri()],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    img = matplotlib.image.imread(shot)[..., :3]  # (1000, 1400, 3) in [0, 1]
+    assert img.shape == (1000, 1400, 3)
+    menu, body = img[:, :300], img[100:800, 320:900]
+    assert (menu.mean(axis=2) < 0.3).mean() > 0.005, "the menu of categories did not render"
+    assert (body.mean(axis=2) < 0.5).mean() > 0.01, "the workflow description did not render"
+    dom = subprocess.run([*flags, "--dump-dom", out.as_uri()], check=True, capture_output=True, text=True, timeout=120)
+    for category in ("0. Summary and provenance", "1. Population vs per-example", "6. Per-example stopping"):
+        # the data carries each name once; the rendered menu adds it again
+        assert dom.stdout.count(category) > page.count(category), category

@@ -7,6 +7,8 @@ rule gather:
         config_hash=HASH,
     log:
         f"{R}/logs/gather.log",
+    benchmark:
+        f"{R}/benchmarks/gather.tsv"
     script:
         "../scripts/gather.py"
 
@@ -21,6 +23,8 @@ rule gather_trajectory:
         config_hash=HASH,
     log:
         f"{R}/logs/gather_trajectory.log",
+    benchmark:
+        f"{R}/benchmarks/gather_trajectory.tsv"
     script:
         "../scripts/gather.py"
 
@@ -36,6 +40,8 @@ rule rates:
         config_hash=HASH,
     log:
         f"{R}/logs/rates.log",
+    benchmark:
+        f"{R}/benchmarks/rates.tsv"
     script:
         "../scripts/rates.py"
 
@@ -57,5 +63,7 @@ rule attacks:
         config_hash=HASH,
     log:
         f"{R}/logs/attacks.log",
+    benchmark:
+        f"{R}/benchmarks/attacks.tsv"
     script:
         "../scripts/attacks.py"

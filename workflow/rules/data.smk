@@ -8,6 +8,8 @@ rule prepare_data:
         seed=config["seed"],
     log:
         f"{R}/logs/prepare_data.log",
+    benchmark:
+        f"{R}/benchmarks/prepare_data.tsv"
     script:
         "../scripts/prepare_data.py"
 
@@ -23,6 +25,8 @@ rule candidates:
         config_hash=HASH,
     log:
         f"{R}/logs/candidates.log",
+    benchmark:
+        f"{R}/benchmarks/candidates.tsv"
     script:
         "../scripts/candidates.py"
 
@@ -39,6 +43,8 @@ rule membership:
         config_hash=HASH,
     log:
         f"{R}/logs/membership.log",
+    benchmark:
+        f"{R}/benchmarks/membership.tsv"
     script:
         "../scripts/membership.py"
 
@@ -54,5 +60,7 @@ rule examples:
         config_hash=HASH,
     log:
         f"{R}/logs/examples.log",
+    benchmark:
+        f"{R}/benchmarks/examples.tsv"
     script:
         "../scripts/examples.py"

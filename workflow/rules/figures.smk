@@ -42,6 +42,8 @@ rule figures:
         findings=f"{R}/tables/findings.csv",
     log:
         f"{R}/logs/figures.log",
+    benchmark:
+        f"{R}/benchmarks/figures.tsv"
     script:
         "../scripts/figures.py"
 
@@ -55,5 +57,7 @@ rule report_page:
         report(f"{R}/report/summary.html", caption="../report/summary.rst", category="0. Summary and provenance"),
     log:
         f"{R}/logs/report_page.log",
+    benchmark:
+        f"{R}/benchmarks/report_page.tsv"
     script:
         "../scripts/report_page.py"
