@@ -224,6 +224,49 @@ def population_loss(
     return Trials(score, is_in, is_in & np.isfinite(score), pooled=pooled)
 
 
+def best_threshold(pos: np.ndarray, neg: np.ndarray) -> float:
+    """The threshold t that maximises the accuracy of the rule "statistic > t: IN" over the
+    finite values of ``pos`` (IN trials) and ``neg`` (OUT trials): the midpoint between the two
+    neighbouring distinct values where the best cut lies (the lowest such cut on ties; below the
+    smallest value or above the largest where all trials go one way). nan without both sides."""
+    pos, neg = pos[np.isfinite(pos)], neg[np.isfinite(neg)]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    v = np.concatenate([pos, neg])
+    order = np.argsort(v, kind="stable")
+    v, lab = v[order], np.r_[np.ones(len(pos)), np.zeros(len(neg))][order]
+    # cut k predicts OUT for the k smallest values: right = IN above the cut + OUT at or below it
+    right = (len(pos) - np.r_[0, np.cumsum(lab)]) + np.r_[0, np.cumsum(1 - lab)]  # (n + 1,)
+    allowed = np.r_[True, v[1:] != v[:-1], True]  # a cut between equal values does not exist
+    k = int(np.argmax(np.where(allowed, right, -1)))
+    if k == 0:
+        return float(v[0] - 1.0)
+    if k == len(v):
+        return float(v[-1] + 1.0)
+    return float((v[k - 1] + v[k]) / 2)
+
+
+def population_threshold(s_in, s_out, is_in, is_out, n_folds: int = 4) -> Trials:
+    """A population U-MIA on one per-sequence statistic (larger means "trained, then unlearned"):
+    one threshold for every example, the one with the best accuracy on the IN trials (the method's
+    models that unlearned x) and OUT trials (retrains that never saw x) of the other folds' models;
+    the statistic of a held-out target minus that threshold, so the attack's own threshold is 0.
+
+    s_in, s_out: (c, N) (no view axis: text has one); is_in, is_out: (c, N) boolean. Non-finite
+    statistics are left out of the fit and are undecided on a target. The LM population attacks
+    (zlib ratio, Min-K%) are this test on their statistic."""
+    c, n = s_in.shape
+    folds = fold_of(n, n_folds)
+    target = np.where(is_in, s_in, s_out)  # (c, N): the model the adversary sees
+    score = np.full((c, n), np.nan)
+    for f in range(n_folds):
+        fit = (folds != f)[None, :]  # (1, N)
+        t = best_threshold(s_in[is_in & fit], s_out[is_out & fit])
+        score[:, folds == f] = target[:, folds == f] - t
+    valid = is_in | is_out
+    return Trials(np.where(valid, score, np.nan), is_in, valid)
+
+
 def tpr_at_fpr(fpr: np.ndarray, tpr: np.ndarray, target: float) -> float:
     ok = fpr <= target
     return float(tpr[ok].max()) if ok.any() else 0.0
@@ -368,6 +411,9 @@ class ScoreCube:
 
 
 SCORE_COLUMNS = ["model_id", "method", "example_id", "label", "view", "phi", "loss"]  # what the attacks read
+LM_COLUMNS = ["model_id", "method", "example_id", "min_k", "zlib_ratio"]  # of the text task's LM statistics
+# The LM population attacks of the text task: attack -> (statistic, sign that makes larger mean IN).
+LM_ATTACKS = {"population_zlib": ("zlib_ratio", -1.0), "population_min_k": ("min_k", 1.0)}
 
 
 def _codes(column, order: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
@@ -396,6 +442,23 @@ def cubes(
         ix = (model[rows], view[rows], example[rows])
         phi[ix], loss[ix] = phi_all[rows], loss_all[rows]
         out[name] = ScoreCube(phi, loss)
+    return out
+
+
+def lm_cubes(lm_stats: pd.DataFrame | pa.Table, n_models: int, n_examples: int) -> dict[str, dict[str, np.ndarray]]:
+    """The LM statistics (``LM_ATTACKS``' columns) of every model of each method: method ->
+    statistic -> (N, n_examples) float32, nan where no row."""
+    get = (lambda c: lm_stats[c]) if isinstance(lm_stats, pa.Table) else (lambda c: lm_stats[c].to_numpy())
+    method, names = _codes(get("method"))
+    model, example = np.asarray(get("model_id")), np.asarray(get("example_id"))
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for k, name in enumerate(names):
+        rows = np.flatnonzero(method == k)
+        out[name] = {}
+        for stat, _ in LM_ATTACKS.values():
+            cube = np.full((n_models, n_examples), np.nan, np.float32)
+            cube[model[rows], example[rows]] = np.asarray(get(stat))[rows]
+            out[name][stat] = cube
     return out
 
 
@@ -445,13 +508,17 @@ def run(
     loss_cv_folds: int = 5,
     seed: int = 0,
     n_bootstrap: int = 100,
+    lm_stats: pd.DataFrame | pa.Table | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Every attack on every method (controls included). Returns (summary, per_example, roc).
 
     On the forget candidates: U-LiRA (online, offline, fixed variance), the population Gaussian
-    and the population loss U-MIA. On the retained pool examples (outside C): plain LiRA
-    (``lira_retained``: members D_i minus F_i vs non-members) on the method's own models, so its
-    ``none`` row is the originals' vulnerability and each method's row shows how unlearning moved it.
+    and the population loss U-MIA; with ``lm_stats`` (the text task's io.LM_STATS rows, columns
+    ``LM_COLUMNS``) also the LM population attacks ``population_zlib`` and ``population_min_k``
+    (``population_threshold`` on the zlib ratio and the Min-K% probability). On the retained
+    pool examples (outside C): plain LiRA (``lira_retained``: members D_i minus F_i vs
+    non-members) on the method's own models, so its ``none`` row is the originals' vulnerability
+    and each method's row shows how unlearning moved it.
     """
     n_models = int(membership["model_id"].max()) + 1
     n_pool = int(membership["example_id"].max()) + 1
@@ -473,6 +540,7 @@ def run(
 
     cube = cubes(table, n_models, views, n_examples)
     del table
+    lm = None if lm_stats is None else lm_cubes(lm_stats, n_models, n_examples)
     if "retrain" not in cube:
         raise ValueError("the score table has no retrain models; the OUT distributions come from them")
     s_out = cube["retrain"].phi[:, :, cand].transpose(2, 0, 1)  # (c, N, V)
@@ -491,6 +559,10 @@ def run(
         results["population_loss"] = population_loss(
             loss[:, cand].T, is_in, labels[cand], loss[:, test_ids].T, labels[test_ids], loss_cv_folds, seed
         )
+        if lm is not None and m in lm and "retrain" in lm:
+            for name, (stat, sign) in LM_ATTACKS.items():
+                lm_in, lm_out = sign * lm[m][stat][:, cand].T, sign * lm["retrain"][stat][:, cand].T  # (c, N)
+                results[name] = population_threshold(lm_in, lm_out, is_in, is_out, n_folds)
         examples = dict.fromkeys(results, cand)
         if len(kept):
             s_kept = phi[:, :, kept].transpose(2, 0, 1)  # (kept, N, V)

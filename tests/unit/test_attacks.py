@@ -566,3 +566,93 @@ def test_roc_points_are_monotone_and_span_log_range():
     assert roc.fpr.is_monotonic_increasing and roc.tpr.is_monotonic_increasing
     assert roc.fpr.iloc[-1] == 1.0 and (roc.fpr > 0).any() and roc.fpr[roc.fpr > 0].min() < 1e-3
     assert len(roc) <= 401
+
+
+# --- the LM population attacks (text task): one threshold fit on the other folds ------------
+
+
+def test_best_threshold_hand_made():
+    assert A.best_threshold(np.array([3.0, 4, 5]), np.array([0.0, 1, 2])) == 2.5
+    # 4 of 5 right at the cut between 1 and 2 (the OUT value 3 stays wrong); non-finite ignored
+    assert A.best_threshold(np.array([2.0, 4, 5, np.nan]), np.array([0.0, 1, 3, np.inf])) == 1.5
+    # all equal: no cut between equal values; the lowest of the equally good cuts (all IN)
+    assert A.best_threshold(np.ones(2), np.ones(2)) == 0.0
+    # IN below OUT: no cut beats calling everything one way
+    assert A.best_threshold(np.array([0.0, 1]), np.array([5.0, 6])) == -1.0
+    assert np.isnan(A.best_threshold(np.array([1.0]), np.array([np.nan])))
+
+
+def test_population_threshold_fits_on_the_other_folds_only():
+    """Two examples, four models in two folds (pairs 0,1 and 2,3). On fold 1 the IN trials score
+    10 and the OUT ones 0 (threshold 5); on fold 0, 4 and 3 (threshold 3.5). Each fold is scored
+    with the other's threshold: fold 0's IN trials (4 < 5) are missed, so the accuracy is 6/8."""
+    is_in = np.array([[1, 0, 1, 0], [0, 1, 0, 1]], bool)
+    fold1 = np.array([False, False, True, True])
+    s_in = np.where(fold1, 10.0, 4.0) * np.ones((2, 1))
+    s_out = np.where(fold1, 0.0, 3.0) * np.ones((2, 1))
+    t = A.population_threshold(s_in, s_out, is_in, ~is_in, n_folds=2)
+    expected = np.where(is_in, s_in, s_out) - np.where(fold1, 3.5, 5.0)
+    np.testing.assert_allclose(t.score, expected)
+    assert t.threshold == 0 and t.valid.all() and np.array_equal(t.label, is_in)
+    assert _accuracy(t) == 0.75
+
+
+def test_population_threshold_separable_and_null():
+    rng = np.random.default_rng(0)
+    is_in, is_out = _balanced_membership(rng, 40, 16)
+    s_in, s_out = 1 + rng.random((40, 16)), -rng.random((40, 16))
+    assert _accuracy(A.population_threshold(s_in, s_out, is_in, is_out)) == 1.0
+    # IN and OUT from one distribution: 40 x 400 = 16,000 trials, chance within 5 SE
+    is_in, is_out = _balanced_membership(rng, 40, 400)
+    same = rng.standard_normal((40, 400))
+    acc = _accuracy(A.population_threshold(same, same, is_in, is_out))
+    assert abs(acc - 0.5) < 5 * _se(0.5, 16_000)
+
+
+def test_population_threshold_counts_nonfinite_targets():
+    rng = np.random.default_rng(1)
+    is_in, is_out = _balanced_membership(rng, 10, 8)
+    s_in, s_out = 1 + rng.random((10, 8)), -rng.random((10, 8))
+    s_in[0, :] = np.nan  # a diverged statistic: left out of the fits, undecided on the targets
+    t = A.population_threshold(s_in, s_out, is_in, is_out)
+    row = summarize(*t.flat(), t.threshold)
+    assert row["n_nonfinite"] == is_in[0].sum()
+    assert row["accuracy"] == pytest.approx(1 - is_in[0].sum() / 80)
+
+
+def test_run_adds_the_lm_attacks_only_with_lm_stats():
+    """With the text task's LM statistics, attacks.run adds population_zlib and population_min_k
+    rows: population_threshold on the Min-K% and on minus the zlib ratio (lower means member) of
+    the method's models (IN) and the retrains (OUT). Here Min-K% = phi and zlib ratio = -phi / 100,
+    so both equal the threshold attack on phi itself; retrain sits near chance (160 trials, SE
+    0.04, within 5 SE). Without the statistics the summary is as before."""
+    import pandas as pd
+
+    scores, member, cand = _tables(views=("identity",))
+    base, _, _ = A.run(scores, member, methods=[], n_folds=4, loss_cv_folds=3, n_bootstrap=10)
+    assert not {"population_zlib", "population_min_k"} & set(base.attack)
+    stats = pd.DataFrame(
+        {
+            "model_id": scores.model_id,
+            "method": scores.method,
+            "example_id": scores.example_id,
+            "min_k": scores.phi,
+            "zlib_ratio": -scores.phi / 100,
+        }
+    )
+    summary, per_ex, roc = A.run(scores, member, methods=[], n_folds=4, loss_cv_folds=3, n_bootstrap=10, lm_stats=stats)
+    acc = summary.set_index(["method", "attack"]).accuracy
+    cube = A.cubes(scores, 8, ["identity"], int(scores.example_id.max()) + 1)
+    m = member.pivot(index="model_id", columns="example_id")
+    is_in, is_out = m.in_forget.to_numpy()[:, cand].T, ~m.in_train.to_numpy()[:, cand].T
+    s_out = cube["retrain"].phi[:, 0, cand].T
+    expected = _accuracy(A.population_threshold(cube["none"].phi[:, 0, cand].T, s_out, is_in, is_out))
+    assert expected > 0.6  # members score phi + 3 over a between-example spread of 3
+    for attack in ("population_zlib", "population_min_k"):
+        assert acc["none", attack] == pytest.approx(expected), attack
+        assert abs(acc["retrain", attack] - 0.5) < 0.2, attack
+        pe = per_ex[(per_ex.attack == attack) & (per_ex.method == "none")]
+        assert np.array_equal(pe.example_id.to_numpy(), cand) and (pe.n_trials == 8).all()
+    assert set(roc.attack) >= {"population_zlib", "population_min_k"}
+    same = summary[~summary.attack.isin(["population_zlib", "population_min_k"])].reset_index(drop=True)
+    assert same.equals(base)  # the other rows do not change
