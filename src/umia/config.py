@@ -31,7 +31,12 @@ METHODS = (
     "scrub",
     "salun",
     "per_example_stop",
+    "npo",
 )
+# Datasets of text (a causal language model per shadow model) and the methods that apply to them.
+TEXT_DATASETS = ("imdb",)
+TEXT_METHODS = ("finetune", "gradient_ascent", "neggrad_plus", "npo")
+IMAGE_METHODS = tuple(m for m in METHODS if m != "npo")
 # Methods whose jobs need the retrain models' scores (they stop on each example's retrain mean).
 NEEDS_RETRAIN_SCORES = ("per_example_stop",)
 # Networks that suit each dataset's image size.
@@ -39,13 +44,49 @@ NETWORKS = {
     "digits": ("mlp", "cnn"),
     "fashion_mnist": ("mlp", "cnn", "fastcnn", "resnet18"),
     "cifar10": ("mlp", "cnn", "fastcnn", "resnet18"),
+    "imdb": ("gpt2",),
 }
 DIGITS_SIZE = 1797  # sklearn.datasets.load_digits
-N_CLASSES = 10  # every dataset here has ten classes
+N_CLASSES = {"imdb": 2}  # the image datasets have ten classes
+TEXT_ONLY_DATASET_KEYS = ("pool_size", "test_size", "pretrain_size", "max_tokens")
+# Defaults of a text experiment where they differ from the schema's (which are the image task's):
+# filled in before the schema's defaults, only where the config leaves a key out.
+TEXT_DEFAULTS: dict[str, Any] = {
+    "views": ["identity"],
+    "network": "gpt2",
+    "methods": ["finetune", "gradient_ascent", "neggrad_plus", "npo"],
+    "train": {"epochs": 3, "batch_size": 16, "lr": 5e-4, "weight_decay": 0.0, "warmup": 0.1},
+    "unlearn": {
+        "finetune": {"epochs": 1, "lr": 1e-4, "batch_size": 16},
+        "gradient_ascent": {"epochs": 1, "lr": 2e-5, "batch_size": 16},
+        "neggrad_plus": {"epochs": 1, "lr": 5e-5, "batch_size": 16, "alpha": 0.8},
+        "npo": {"epochs": 2, "lr": 5e-5, "batch_size": 16, "beta": 0.1, "retain_weight": 1.0},
+    },
+}
 # Keys that change what a model or a score is. Their hash is stamped into every table, so a
 # table from another experiment is refused rather than mixed. n_models, methods and the rest can
 # change without invalidating finished work (that is how an experiment grows).
 RESULT_KEYS = ("seed", "dataset", "candidates", "views", "network", "train", "shard_size")
+# A text experiment's results also depend on its base model (the lm section).
+TEXT_RESULT_KEYS = ("lm",)
+
+
+def is_text(config: Mapping) -> bool:
+    """Whether the experiment is a text task (a causal language model), from its dataset name."""
+    return config.get("dataset", {}).get("name") in TEXT_DATASETS
+
+
+def n_classes(dataset: Mapping) -> int:
+    return N_CLASSES.get(dataset["name"], 10)
+
+
+def _fill(into: dict, defaults: Mapping) -> None:
+    """Set every key of ``defaults`` that ``into`` lacks, recursing into mappings."""
+    for key, value in defaults.items():
+        if key not in into:
+            into[key] = copy.deepcopy(value)
+        elif isinstance(value, Mapping) and isinstance(into[key], dict):
+            _fill(into[key], value)
 
 
 def _path(error: jsonschema.ValidationError) -> str:
@@ -140,6 +181,9 @@ def resolve(config: Mapping, schema: Mapping) -> dict:
     if not isinstance(config, Mapping):
         raise ConfigError("config: the file must hold a YAML mapping of keys to values")
     cfg = copy.deepcopy(dict(config))
+    text = isinstance(cfg.get("dataset"), Mapping) and is_text(cfg)
+    if text:
+        _fill(cfg, TEXT_DEFAULTS)
     errors = sorted(_Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(_schema_message(errors[0]))
@@ -157,10 +201,14 @@ def resolve(config: Mapping, schema: Mapping) -> dict:
             f"config key 'network': {cfg['network']!r} does not fit dataset {ds['name']!r}; "
             f"use one of {', '.join(NETWORKS[ds['name']])}"
         )
-    if ds["path"] is not None and not Path(ds["path"]).exists():
+    if text and ds["path"] is None:
         raise ConfigError(
-            f"config key 'dataset.path': {ds['path']} does not exist; fix the path or set it to null to download"
+            f"config key 'dataset.path': {ds['name']} has no download; set it to a local IMDB Parquet "
+            "(columns doc_id, split, label, text) or an aclImdb folder"
         )
+    if ds["path"] is not None and not Path(ds["path"]).exists():
+        fix = "fix the path" if text else "fix the path or set it to null to download"
+        raise ConfigError(f"config key 'dataset.path': {ds['path']} does not exist; {fix}")
     if ds.get("sha256") and ds["path"] is None:
         raise ConfigError("config key 'dataset.sha256': a checksum needs a local file in dataset.path")
     _check_writable(cfg["results_dir"])
@@ -172,6 +220,12 @@ def resolve(config: Mapping, schema: Mapping) -> dict:
             raise ConfigError(f"config key 'methods': {name!r} is a control and always runs; remove it from the list")
         if name not in METHODS:
             raise ConfigError(f"config key 'methods': unknown method {name!r}; known: {', '.join(METHODS)}")
+        family, kind = (TEXT_METHODS, "language models") if text else (IMAGE_METHODS, "images")
+        if name not in family:
+            raise ConfigError(
+                f"config key 'methods': {name!r} does not apply to {ds['name']}; for {kind} use one of "
+                f"{', '.join(family)}"
+            )
         method_schema = schema["properties"]["unlearn"]["properties"][name]
         known = set(method_schema["properties"])
         for key in overrides:
@@ -192,16 +246,39 @@ def resolve(config: Mapping, schema: Mapping) -> dict:
             f"config key 'candidates.size': {c['size']} candidates but the pool of {ds['name']} has "
             f"{n_pool} examples and each model trains on half; lower it to at most {n_pool // 2}"
         )
-    if c["mode"] == "class" and c["class"] >= N_CLASSES:
+    if c["mode"] == "class" and c["class"] >= n_classes(ds):
         raise ConfigError(
-            f"config key 'candidates.class': {c['class']} is not a class of {ds['name']} (0-{N_CLASSES - 1})"
+            f"config key 'candidates.class': {c['class']} is not a class of {ds['name']} (0-{n_classes(ds) - 1})"
         )
     if cfg["attacks"]["n_folds"] > n // 2:
         raise ConfigError(
             f"config key 'attacks.n_folds': {cfg['attacks']['n_folds']} folds need n_models >= "
             f"{2 * cfg['attacks']['n_folds']}; lower n_folds or raise n_models"
         )
+    if text:
+        _check_text(cfg)
     return cfg
+
+
+def _check_text(cfg: Mapping) -> None:
+    """What a text experiment needs beyond the schema: one view, a base model that fits."""
+    if list(cfg["views"]) != ["identity"]:
+        raise ConfigError(
+            f"config key 'views': {cfg['views']} but a text experiment has one view; set views: [identity]"
+        )
+    lm, max_tokens = cfg["lm"], cfg["dataset"]["max_tokens"]
+    if lm["base_model"] is not None:
+        return
+    if lm["n_embd"] % lm["n_head"]:
+        raise ConfigError(
+            f"config key 'lm.n_head': {lm['n_head']} does not divide lm.n_embd={lm['n_embd']}; "
+            "choose a divisor (each head is n_embd / n_head wide)"
+        )
+    if lm["n_positions"] is not None and lm["n_positions"] < max_tokens:
+        raise ConfigError(
+            f"config key 'lm.n_positions': {lm['n_positions']} is less than dataset.max_tokens={max_tokens}; "
+            "raise it or set it to null (= max_tokens)"
+        )
 
 
 def _check_writable(results_dir: str) -> None:
@@ -220,13 +297,21 @@ def pool_size(dataset: Mapping) -> int:
     """Size of the pool P (the training split) of a dataset, known without loading it."""
     if dataset["name"] == "digits":
         return DIGITS_SIZE - math.ceil(dataset["test_fraction"] * DIGITS_SIZE)
+    if dataset["name"] in TEXT_DATASETS:
+        return dataset["pool_size"]
     return {"fashion_mnist": 60_000, "cifar10": 50_000}[dataset["name"]]
 
 
 def config_hash(config: Mapping) -> str:
     """A short hash of the keys that define what models and scores are (RESULT_KEYS)."""
     part = {k: config[k] for k in RESULT_KEYS}
-    part["dataset"] = {k: v for k, v in part["dataset"].items() if k not in ("root", "path", "download")}
+    where = ("root", "path", "download")  # where the data come from, not what they are
+    if is_text(config):
+        part.update({k: config[k] for k in TEXT_RESULT_KEYS})
+        where += ("test_fraction",)
+    else:  # text-only keys (their defaults fill every config) leave an image experiment's hash as it was
+        where += TEXT_ONLY_DATASET_KEYS
+    part["dataset"] = {k: v for k, v in part["dataset"].items() if k not in where}
     blob = json.dumps(part, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

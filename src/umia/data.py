@@ -44,6 +44,7 @@ CLASS_NAMES = {
         "ankle boot",
     ),
     "cifar10": ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    "imdb": ("negative", "positive"),
 }
 
 

@@ -106,7 +106,25 @@ EXAMPLES = pa.schema(
         ("height", pa.int16()),
         ("width", pa.int16()),
         ("channels", pa.int16()),
-        ("pixels", pa.binary()),  # uint8, (height, width, channels) row-major
+        ("pixels", pa.binary()),  # uint8, (height, width, channels) row-major; empty for text
+        ("text", pa.string()),  # text task: the cleaned review (height = width = channels = 0); null for images
+    ]
+)
+
+# The text task's per-sequence statistics beside the scores table (phi and loss are there), for the
+# LM population attacks: one row per (model, example), every pool and test example.
+LM_STATS = pa.schema(
+    [
+        ("model_id", pa.int32()),
+        ("stage", pa.string()),
+        ("method", pa.string()),
+        ("example_id", pa.int64()),
+        ("split", pa.string()),
+        ("label", pa.int16()),
+        ("min_k", pa.float32()),  # Min-K% probability: mean of the lowest k-share of token log-probs
+        ("zlib_ratio", pa.float32()),  # loss / zlib-compressed length in bytes of the text the model saw
+        ("token_accuracy", pa.float32()),  # share of next tokens that are the model's top-1 prediction
+        ("n_tokens", pa.int32()),  # real next-token predictions (the review cut to max_tokens)
     ]
 )
 

@@ -11,21 +11,34 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from umia import attacks, io, plan, provenance
+from umia import attacks, io, plan, provenance, text
 from umia.data import CLASS_NAMES, load_prepared
 
 log = logging.getLogger(__name__)
 
 
+def is_corpus(data: str) -> bool:
+    """Whether the prepared data is a text corpus (Parquet, umia.text.write_corpus) rather than the
+    images' .npz."""
+    return str(data).endswith(".parquet")
+
+
+def pool_labels(data: str) -> np.ndarray:
+    """Class labels of the pool P, (n_pool,) int64, from the prepared data of either task."""
+    if is_corpus(data):
+        return text.read_corpus(data).pool["label"].to_numpy(np.int64)
+    return load_prepared(data).y_train
+
+
 def write_candidates(*, data: str, out: str, candidates: Mapping, seed: int, config_hash: str) -> None:
-    a = load_prepared(data)
-    ids = plan.candidates(candidates, seed, a.y_train)
+    y_pool = pool_labels(data)
+    ids = plan.candidates(candidates, seed, y_pool)
     log.info("%d forget candidates (%s mode)", len(ids), candidates["mode"])
-    io.write_table(pd.DataFrame({"example_id": ids, "label": a.y_train[ids]}), out, io.CANDIDATES, config_hash)
+    io.write_table(pd.DataFrame({"example_id": ids, "label": y_pool[ids]}), out, io.CANDIDATES, config_hash)
 
 
 def write_membership(*, data: str, candidates: str, out: str, n_models: int, seed: int, config_hash: str) -> None:
-    n_pool = len(load_prepared(data).y_train)
+    n_pool = len(pool_labels(data))
     cand = io.read_table(candidates, io.CANDIDATES, config_hash).column("example_id").to_numpy()
     df = plan.membership(seed, n_models, n_pool, cand)
     log.info("membership of %d models over %d pool examples", n_models, n_pool)
@@ -33,9 +46,28 @@ def write_membership(*, data: str, candidates: str, out: str, n_models: int, see
 
 
 def write_examples(*, data: str, candidates: str, out: str, dataset: str, config_hash: str) -> None:
-    """The forget candidates' images and class names, so figures need no dataset file."""
-    a = load_prepared(data)
+    """The forget candidates' images (for text: their reviews, with no pixels and height, width
+    and channels 0) and class names, so figures need no dataset file."""
     ids = io.read_table(candidates, io.CANDIDATES, config_hash).column("example_id").to_numpy()
+    if is_corpus(data):
+        pool = text.read_corpus(data).pool
+        y = pool["label"].to_numpy(np.int64)[ids]
+        names = CLASS_NAMES.get(dataset, tuple(str(i) for i in range(int(y.max()) + 1)))
+        df = pd.DataFrame(
+            {
+                "example_id": ids,
+                "label": y,
+                "label_name": [names[k] for k in y],
+                "height": 0,
+                "width": 0,
+                "channels": 0,
+                "pixels": [b""] * len(ids),
+                "text": pool["text"].to_numpy()[ids],
+            }
+        )
+        io.write_table(df, out, io.EXAMPLES, config_hash)
+        return
+    a = load_prepared(data)
     x, y = a.x_train[ids], a.y_train[ids]  # (c, H, W, C) uint8
     names = CLASS_NAMES.get(dataset, tuple(str(i) for i in range(a.n_classes)))
     _, h, w, c = x.shape
@@ -48,6 +80,7 @@ def write_examples(*, data: str, candidates: str, out: str, dataset: str, config
             "width": w,
             "channels": c,
             "pixels": [img.tobytes() for img in x],
+            "text": None,
         }
     )
     io.write_table(df, out, io.EXAMPLES, config_hash)
@@ -97,11 +130,15 @@ def attack_tables(
     n_bootstrap: int,
     seed: int,
     config_hash: str,
+    lm_stats: str | None = None,
 ) -> pd.DataFrame:
+    """Every attack from the score table (and, for text, the LM statistics table: the population
+    zlib-ratio and Min-K% attacks) into the summary, per-example and ROC tables."""
     s = io.read_table(scores, io.SCORES, config_hash, columns=attacks.SCORE_COLUMNS)
     m = io.read_table(membership, io.MEMBERSHIP, config_hash).to_pandas()
+    lm = None if lm_stats is None else io.read_table(lm_stats, io.LM_STATS, config_hash, columns=attacks.LM_COLUMNS)
     summary, per_example, roc = attacks.run(
-        s, m, methods, n_folds=n_folds, loss_cv_folds=loss_cv_folds, seed=seed, n_bootstrap=n_bootstrap
+        s, m, methods, n_folds=n_folds, loss_cv_folds=loss_cv_folds, seed=seed, n_bootstrap=n_bootstrap, lm_stats=lm
     )
     log.info("summary:\n%s", summary[["method", "attack", "accuracy", "auc", "tpr_at_1pct_fpr"]].to_string(index=False))
     io.write_table(per_example, out_per_example, io.PER_EXAMPLE, config_hash)

@@ -233,3 +233,87 @@ def test_pool_size_digits(fraction):
     assert C.pool_size({"name": "digits", "test_fraction": 0.25}) == 1347
     assert C.pool_size({"name": "cifar10"}) == 50_000
     assert C.pool_size({"name": "fashion_mnist"}) == 60_000
+
+
+# --- the text task (dataset.name: imdb) -------------------------------------------------------
+
+
+def _text(tmp_path, **change) -> dict:
+    """A text config over the image default, as Snakemake merges config/imdb.yaml over config/config.yaml."""
+    from snakemake.utils import update_config
+
+    with open(CONFIG.parent / "imdb.yaml") as f:
+        text = yaml.safe_load(f)
+    with open(CONFIG) as f:
+        cfg = yaml.safe_load(f)
+    update_config(cfg, text)
+    (tmp_path / "imdb.parquet").write_bytes(b"")
+    cfg["dataset"]["path"] = str(tmp_path / "imdb.parquet")
+    update_config(cfg, change)
+    return cfg
+
+
+def test_imdb_config_resolves_over_the_image_default(schema, tmp_path):
+    cfg = resolve(_text(tmp_path), schema)
+    assert cfg["views"] == ["identity"] and cfg["network"] == "gpt2"
+    assert cfg["methods"] == ["finetune", "gradient_ascent", "neggrad_plus", "npo"]
+    assert cfg["train"]["lr"] == 0.0005 and cfg["unlearn"]["npo"]["beta"] == 0.1
+    assert cfg["lm"]["n_layer"] == 4 and cfg["dataset"]["max_tokens"] == 128
+
+
+def test_text_defaults_fill_what_a_text_config_leaves_out(schema, tmp_path):
+    """Without the image default underneath, a text config's views, network, methods, recipe and
+    method settings take the text defaults (AdamW learning rates), not the image task's."""
+    (tmp_path / "r.parquet").write_bytes(b"")
+    cfg = resolve({"dataset": {"name": "imdb", "path": str(tmp_path / "r.parquet")}}, schema)
+    assert cfg["views"] == ["identity"] and cfg["network"] == "gpt2"
+    assert cfg["methods"] == list(C.TEXT_METHODS)
+    assert cfg["train"]["lr"] == C.TEXT_DEFAULTS["train"]["lr"]
+    assert cfg["unlearn"]["finetune"] == C.TEXT_DEFAULTS["unlearn"]["finetune"]
+    assert cfg["dataset"]["pool_size"] == 2000 and cfg["lm"]["base_model"] is None
+    given = resolve({"dataset": {"name": "imdb", "path": str(tmp_path / "r.parquet")}, "train": {"lr": 0.01}}, schema)
+    assert given["train"]["lr"] == 0.01 and given["train"]["epochs"] == C.TEXT_DEFAULTS["train"]["epochs"]
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"dataset": {"path": None}}, "config key 'dataset.path': imdb has no download; set it to a local IMDB"),
+        (
+            {"dataset": {"path": "/no/such.parquet"}},
+            "config key 'dataset.path': /no/such.parquet does not exist; fix the path",
+        ),
+        ({"methods": ["scrub"]}, "'scrub' does not apply to imdb; for language models use one of finetune,"),
+        (
+            {"views": ["identity", "mirror"]},
+            "config key 'views': ['identity', 'mirror'] but a text experiment has one view",
+        ),
+        ({"network": "mlp"}, "config key 'network': 'mlp' does not fit dataset 'imdb'; use one of gpt2"),
+        ({"lm": {"n_head": 3}}, "config key 'lm.n_head': 3 does not divide lm.n_embd=256"),
+        ({"lm": {"n_positions": 64}}, "config key 'lm.n_positions': 64 is less than dataset.max_tokens=128"),
+        ({"candidates": {"size": 2001}}, "2001 candidates but the pool of imdb has 4000 examples"),
+        ({"candidates": {"mode": "class", "class": 2}}, "'candidates.class': 2 is not a class of imdb (0-1)"),
+        ({"methods": ["npo@gamma=1"]}, "'npo@gamma=1' sets 'gamma', which npo does not have; it has batch_size, beta"),
+    ],
+)
+def test_text_config_errors(schema, tmp_path, change, message):
+    with pytest.raises(ConfigError) as e:
+        resolve(_text(tmp_path, **change), schema)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_npo_is_refused_for_images(raw_config, schema):
+    raw_config["methods"] = ["npo"]
+    with pytest.raises(ConfigError, match="'npo' does not apply to digits; for images use one of finetune"):
+        resolve(raw_config, schema)
+
+
+def test_text_keys_leave_the_image_hash_alone_and_define_the_text_hash(raw_config, schema, tmp_path):
+    base = _hash(raw_config, schema)
+    assert _hash(raw_config, schema, dataset={"max_tokens": 64, "pool_size": 10}) == base
+    assert config_hash(resolve({**raw_config, "lm": {"n_layer": 2}}, schema)) == base
+    text = config_hash(resolve(_text(tmp_path), schema))
+    assert config_hash(resolve(_text(tmp_path, lm={"n_layer": 2}), schema)) != text
+    assert config_hash(resolve(_text(tmp_path, dataset={"max_tokens": 64}), schema)) != text
+    assert config_hash(resolve(_text(tmp_path, dataset={"test_fraction": 0.5}), schema)) == text
+    assert config_hash(resolve(_text(tmp_path, dataset={"path": str(tmp_path)}), schema)) == text

@@ -67,7 +67,12 @@ def _losses(bench, model, forget, retain):
 
 
 def test_every_configured_method_is_implemented():
-    assert set(CONFIG_METHODS) == set(METHODS)
+    from umia.config import IMAGE_METHODS, TEXT_METHODS
+    from umia.lm import LM_METHODS
+
+    assert set(IMAGE_METHODS) == set(METHODS)
+    assert set(TEXT_METHODS) == set(LM_METHODS)
+    assert set(CONFIG_METHODS) == set(METHODS) | set(LM_METHODS)
 
 
 @pytest.mark.parametrize("name", sorted(SETTINGS))

@@ -50,6 +50,7 @@ rule attacks:
     input:
         scores=SCORES,
         membership=MEMBERSHIP,
+        lm_stats=LM_STATS if TEXT else [],
     output:
         summary=f"{R}/tables/summary.csv",
         per_example=f"{R}/tables/per_example.parquet",
@@ -61,6 +62,8 @@ rule attacks:
         n_bootstrap=config["attacks"]["n_bootstrap"],
         seed=config["seed"],
         config_hash=HASH,
+        # text: the LM statistics for the population zlib and Min-K% attacks (also an input, above)
+        **(dict(lm_stats=LM_STATS) if TEXT else {}),
     log:
         f"{R}/logs/attacks.log",
     benchmark:

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from umia.config import (
     NEEDS_RETRAIN_SCORES,
+    TEXT_DATASETS,
     ConfigError,
     config_hash,
     load_schema,
@@ -21,8 +22,14 @@ R = f"{config['results_dir']}/{config['experiment']}"
 HASH = config_hash(config)
 SHARDS = range(config["n_models"] // config["shard_size"])
 KEEP = config["keep_checkpoints"]
+TEXT = config["dataset"]["name"] in TEXT_DATASETS  # a causal language model per shadow model
 GPUS = 0 if config["device"] == "cpu" else 1  # model jobs ask the scheduler for a GPU unless device: cpu
-DATA = f"{R}/data/dataset.npz"
+# threads of a model job; text on a CPU runs one: a small language model's matrices are too small
+# for a second thread to pay (on 2 shared cores it was 50x slower), and two jobs then run side by side
+MODEL_THREADS = 1 if TEXT and config["device"] == "cpu" else 2
+DATA = f"{R}/data/corpus.parquet" if TEXT else f"{R}/data/dataset.npz"
+BASE = config["lm"]["base_model"] or f"{R}/base"  # text: the model every shadow model is fine-tuned from
+LM_STATS = f"{R}/lm_stats/lm_stats.parquet"  # text: Min-K%, zlib ratio per (model, example); not under scores/
 CANDIDATES = f"{R}/plan/candidates.parquet"
 MEMBERSHIP = f"{R}/plan/membership.parquet"
 SCORES = f"{R}/scores/scores.parquet"
@@ -48,6 +55,45 @@ def shard_job():
         views=config["views"],
         config_hash=HASH,
     )
+
+
+def task_script(name):
+    """The script of a rule whose text task has its own: ../scripts/<name>.py, or for text
+    ../scripts/text_<name>.py (so the image task's scripts, and its finished jobs, stay as they were)."""
+    return f"../scripts/{'text_' if TEXT else ''}{name}.py"
+
+
+def data_params():
+    """What defines the prepared data (a change reruns prepare_data); where it comes from (root,
+    path, download, sha256) may change without rerunning anything, and the script reads it from the config."""
+    keys = ("name", "pool_size", "test_size", "pretrain_size") if TEXT else ("name", "test_fraction")
+    return {k: config["dataset"][k] for k in keys}
+
+
+def text_params():
+    """Text only: the model jobs' extra settings (the base model, the cut, Min-K%'s share), as a
+    ``text`` param; nothing for images, whose params stay as they were."""
+    if not TEXT:
+        return {}
+    text = dict(base=BASE, max_tokens=config["dataset"]["max_tokens"], min_k=config["lm"]["min_k"])
+    return dict(text=text)
+
+
+def base_input():
+    """Text with a base model pretrained by the workflow: its folder (rule pretrain_base)."""
+    return [f"{R}/base"] if TEXT and not config["lm"]["base_model"] else []
+
+
+def lm_stats_output(stage, method):
+    """Text only: a model job's LM statistics (io.LM_STATS), beside its scores."""
+    return dict(lm_stats=f"{R}/shards/lmstats/{stage}/{method}/shard-{{shard}}.parquet") if TEXT else {}
+
+
+def shard_lm_stats(wildcards=None):
+    """Every shard file of LM statistics of the current N and methods (text)."""
+    stages = [("original", "none"), ("retrain", "retrain")]
+    stages += [("unlearned", m) for m in config["methods"]]
+    return [f"{R}/shards/lmstats/{st}/{m}/shard-{s:03d}.parquet" for st, m in stages for s in SHARDS]
 
 
 def attempt_number(wildcards, attempt):
@@ -88,14 +134,14 @@ def shard_scores(wildcards=None):
 
 def model_outputs(stage, method, keep):
     """A model job's outputs: its scores, and its checkpoint when kept."""
-    out = dict(scores=f"{R}/shards/{stage}/{method}/shard-{{shard}}.parquet")
+    out = dict(scores=f"{R}/shards/{stage}/{method}/shard-{{shard}}.parquet", **lm_stats_output(stage, method))
     if keep:
         out["ckpt"] = f"{R}/models/{stage}/{method}/shard-{{shard}}.pt"
     return out
 
 
 def final_outputs():
-    figures = [f for f in FIGURES if config["methods"] or f not in RATE_FIGURES]
+    figures = [f for f in FIGURES if f in figure_names()]
     return [
         MEMBERSHIP,
         f"{R}/tables/summary.csv",

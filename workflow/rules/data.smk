@@ -2,16 +2,14 @@ rule prepare_data:
     output:
         DATA,
     params:
-        # what defines the data; where it comes from (root, path, download, sha256) may change
-        # without rerunning anything, and the script reads it from the config
-        dataset={k: config["dataset"][k] for k in ("name", "test_fraction")},
+        dataset=data_params(),
         seed=config["seed"],
     log:
         f"{R}/logs/prepare_data.log",
     benchmark:
         f"{R}/benchmarks/prepare_data.tsv"
     script:
-        "../scripts/prepare_data.py"
+        task_script("prepare_data")
 
 
 rule candidates:

@@ -16,13 +16,22 @@ FIGURES = {  # figure (and its caption, workflow/report/<name>.rst): report cate
     "per_example_stop": "6. Per-example stopping",
 }
 RATE_FIGURES = ("rates", "reach", "per_example_stop")  # drawn only when some method unlearns
+# not drawn for text: protected_examples shows the examples as images (until it can show reviews);
+# per_example_stop is an image method
+TEXT_SKIPPED_FIGURES = ("protected_examples", "per_example_stop")
+
+
+def figure_names():
+    """The figures this experiment draws."""
+    skip = (RATE_FIGURES if not config["methods"] else ()) + (TEXT_SKIPPED_FIGURES if TEXT else ())
+    return [name for name in FIGURES if name not in skip]
 
 
 def figure_outputs():
     """Each figure's PNG (in the report, with its caption) and PDF (for papers)."""
     out = {}
     for name, category in FIGURES.items():
-        if name in RATE_FIGURES and not config["methods"]:
+        if name not in figure_names():
             continue
         out[f"{name}_png"] = report(f"{R}/figures/{name}.png", caption=f"../report/{name}.rst", category=category)
         out[f"{name}_pdf"] = f"{R}/figures/{name}.pdf"
@@ -45,7 +54,7 @@ rule figures:
     benchmark:
         f"{R}/benchmarks/figures.tsv"
     script:
-        "../scripts/figures.py"
+        task_script("figures")
 
 
 rule report_page:

@@ -5,15 +5,18 @@ rule train_original:
     input:
         data=DATA,
         candidates=CANDIDATES,
+        base=base_input(),
     output:
         scores=f"{R}/shards/original/none/shard-{{shard}}.parquet",
+        **lm_stats_output("original", "none"),
         # always kept: unlearning needs them, and a method added later reuses them
         ckpt=f"{R}/models/original/none/shard-{{shard}}.pt",
     params:
         stage="original",
         job=shard_job(),
         recipe=config["train"],
-    threads: 2
+        **text_params(),
+    threads: MODEL_THREADS
     resources:
         gpu=GPUS,
         umia_attempt=attempt_number,
@@ -22,20 +25,22 @@ rule train_original:
     benchmark:
         f"{R}/benchmarks/train/original-shard-{{shard}}.tsv"
     script:
-        "../scripts/train_shard.py"
+        task_script("train_shard")
 
 
 rule train_retrain:
     input:
         data=DATA,
         candidates=CANDIDATES,
+        base=base_input(),
     output:
         **model_outputs("retrain", "retrain", KEEP),
     params:
         stage="retrain",
         job=shard_job(),
         recipe=config["train"],
-    threads: 2
+        **text_params(),
+    threads: MODEL_THREADS
     resources:
         gpu=GPUS,
         umia_attempt=attempt_number,
@@ -44,4 +49,4 @@ rule train_retrain:
     benchmark:
         f"{R}/benchmarks/train/retrain-shard-{{shard}}.tsv"
     script:
-        "../scripts/train_shard.py"
+        task_script("train_shard")

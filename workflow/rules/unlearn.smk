@@ -7,12 +7,14 @@ rule unlearn:
         candidates=CANDIDATES,
         originals=f"{R}/models/original/none/shard-{{shard}}.pt",
         retrain_scores=retrain_scores,
+        base=base_input(),
     output:
         **model_outputs("unlearned", "{method}", KEEP),
         trajectory=f"{R}/shards/trajectory/{{method}}/shard-{{shard}}.parquet",
     params:
         job=unlearn_params,
-    threads: 2
+        **text_params(),
+    threads: MODEL_THREADS
     resources:
         gpu=GPUS,
         umia_attempt=attempt_number,
@@ -21,4 +23,4 @@ rule unlearn:
     benchmark:
         f"{R}/benchmarks/unlearn/{{method}}-shard-{{shard}}.tsv"
     script:
-        "../scripts/unlearn_shard.py"
+        task_script("unlearn_shard")

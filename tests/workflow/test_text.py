@@ -1,0 +1,171 @@
+"""End-to-end run of the text task (tests/workflow/tiny_text.yaml): synthetic movie reviews, a
+GPT-2-style model of one layer pretrained from scratch by the workflow, N=16 shadow models
+fine-tuned from it, two LM unlearning methods and the controls, on the CPU.
+
+The reviews are written by ``write_reviews`` into the test's temporary folder (the real IMDB
+Parquet is not needed, so the test runs wherever the code does): each fills sentence templates
+with words drawn at random, so the base model can learn the templates from the pretraining
+reviews and a shadow model can only memorise the random words of the reviews it is fine-tuned on.
+
+Thresholds. Every U-MIA makes |C| x N = 50 x 16 = 800 trials. Were they independent, a coin's
+accuracy would have a standard error of sqrt(0.25 / 800) = 0.018; they share models and examples,
+so we allow about four of those: |accuracy - 0.5| < 0.075 for `retrain` (whose unlearned models
+are the retrains, so no attack can tell IN from OUT). For `none` (nothing unlearned) U-LiRA must
+find the members clearly: accuracy > 0.75 (over 13 standard errors above chance; the tiny run
+gives about 0.9) and AUC > 0.8.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from umia.io import HASH_KEY
+
+from .conftest import ROOT, snakemake
+
+pytestmark = pytest.mark.workflow
+
+TINY_TEXT = ROOT / "tests/workflow/tiny_text.yaml"
+N, C, N_POOL, N_TEST = 16, 50, 200, 100
+UNLEARN = ["gradient_ascent", "npo"]
+METHODS = ["none", "retrain", *UNLEARN]
+ATTACKS = [
+    "ulira",
+    "ulira_offline",
+    "ulira_fixed_variance",
+    "population_gaussian",
+    "population_loss",
+    "population_zlib",
+    "population_min_k",
+]
+ALL_ATTACKS = [*ATTACKS, "lira_retained"]
+FIGURES = ["attack_accuracy", "roc", "per_example_accuracy", "before_after", "retained_change", "rates", "reach"]
+
+POS = "great wonderful moving brilliant charming superb lovely gripping clever delightful".split()
+NEG = "awful boring dull clumsy tedious weak silly bland messy forgettable".split()
+NOUNS = "plot cast script ending score camera pacing dialogue villain hero sequel soundtrack".split()
+NAMES = "anna boris carla dmitri elena felix greta hugo ines jonas kira lars mona nils olga pavel".split()
+CITIES = "paris lima oslo rome cairo delhi tokyo quito riga perth dakar hanoi".split()
+TEMPLATES = (
+    "The {noun} was {adj}.",
+    "{name} plays a {adj} {noun} in {city}.",
+    "I saw it in {city} with {name} and {name2}.",
+    "Honestly the {noun} felt {adj} and the {noun2} {adj2}.",
+    "My friend {name} called it {adj}.",
+)
+
+
+def write_reviews(path, n_train: int = 260, n_test: int = 460, seed: int = 0) -> pd.DataFrame:
+    """Distinct synthetic reviews in the IMDB Parquet's layout (doc_id, split, label, text), with
+    HTML breaks as in the real reviews; half positive, half negative. Written to ``path``."""
+    rng = np.random.default_rng(seed)
+    seen, rows = set(), []
+    while len(rows) < n_train + n_test:
+        label = int(rng.integers(2))
+        words = POS if label else NEG
+        sentences = []
+        for t in rng.choice(len(TEMPLATES), size=int(rng.integers(3, 6))):
+            a, b = rng.choice(words, 2, replace=False)
+            n1, n2 = rng.choice(NOUNS, 2, replace=False)
+            p1, p2 = rng.choice(NAMES, 2, replace=False)
+            fill = dict(adj=a, adj2=b, noun=n1, noun2=n2, name=p1.title(), name2=p2.title())
+            sentences.append(TEMPLATES[t].format(city=rng.choice(CITIES).title(), **fill))
+        body = " ".join(sentences[:2]) + "<br /><br />" + " ".join(sentences[2:])
+        if body not in seen:
+            seen.add(body)
+            rows.append((label, body))
+    df = pd.DataFrame(
+        {
+            "doc_id": np.arange(len(rows), dtype=np.int64),
+            "split": ["train"] * n_train + ["test"] * n_test,
+            "label": np.array([r[0] for r in rows], dtype=np.int64),
+            "text": [r[1] for r in rows],
+        }
+    )
+    df.to_parquet(path)
+    return df
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory) -> Path:
+    """The tiny text experiment, run once for the module; returns its results folder."""
+    tmp = tmp_path_factory.mktemp("text")
+    write_reviews(tmp / "reviews.parquet")
+    paths = tmp / "paths.yaml"
+    paths.write_text(
+        yaml.safe_dump({"results_dir": str(tmp / "results"), "dataset": {"path": str(tmp / "reviews.parquet")}})
+    )
+    snakemake("--configfile", str(TINY_TEXT), str(paths))
+    return tmp / "results" / "tiny_text"
+
+
+def test_text_outputs_follow_the_contract(text_run):
+    summary = pd.read_csv(text_run / "tables/summary.csv")
+    assert sorted(zip(summary.method, summary.attack, strict=True)) == sorted(
+        (m, a) for m in METHODS for a in ALL_ATTACKS
+    )
+    assert (summary.n_targets == N).all() and (summary.diverged_models == 0).all()
+    assert (summary[summary.attack == "population_zlib"].n_trials == N * C).all()
+
+    scores = pd.read_parquet(text_run / "scores")
+    assert len(scores) == len(METHODS) * N * (N_POOL + N_TEST)
+    assert set(scores.view) == {"identity"} and set(scores.stage) == {"original", "retrain", "unlearned"}
+    assert np.isfinite(scores.phi).all() and (scores.phi < 0).all()  # a mean token log-likelihood
+    np.testing.assert_allclose(scores.loss, -scores.phi)
+    digest = pq.read_schema(text_run / "scores/scores.parquet").metadata[HASH_KEY]
+    stats = pd.read_parquet(text_run / "lm_stats/lm_stats.parquet")
+    assert pq.read_schema(text_run / "lm_stats/lm_stats.parquet").metadata[HASH_KEY] == digest
+    assert len(stats) == len(scores)
+    both = scores.merge(stats, on=["model_id", "method", "example_id"], suffixes=("", "_stats"))
+    assert len(both) == len(scores) and (both.label == both.label_stats).all()
+    assert (both.min_k <= both.phi + 1e-5).all()  # the lowest 20% of the token log-probs
+    assert (both.correct == (both.token_accuracy >= 0.5)).all()
+    assert both.n_tokens.between(1, 39).all()  # cut at max_tokens = 40, bos included
+
+    m = pd.read_parquet(text_run / "plan/membership.parquet")
+    assert len(m) == N * N_POOL and (m.groupby("example_id").in_train.sum() == N // 2).all()
+    assert m.groupby("example_id").in_forget.any().sum() == C
+    traj = pd.read_parquet(text_run / "trajectory/trajectory.parquet")
+    assert set(traj.method) == set(UNLEARN) and set(traj.point) == set(range(5))
+    assert len(traj[traj.point == 0]) == len(UNLEARN) * m.in_forget.sum()
+
+    corpus = pd.read_parquet(text_run / "data/corpus.parquet")
+    ids = {r: set(corpus.doc_id[corpus.role == r]) for r in ("pool", "test", "pretrain")}
+    assert [len(ids[r]) for r in ("pool", "test", "pretrain")] == [N_POOL, N_TEST, 300]
+    assert not (ids["pool"] & ids["test"] or ids["pool"] & ids["pretrain"] or ids["test"] & ids["pretrain"])
+    assert {"model.safetensors", "config.json", "tokenizer.json", "umia.json"} <= {
+        p.name for p in (text_run / "base").iterdir()
+    }
+
+    examples = pd.read_parquet(text_run / "plan/examples.parquet")
+    assert len(examples) == C and (examples[["height", "width", "channels"]] == 0).all().all()
+    assert (examples.pixels.str.len() == 0).all() and examples.text.str.len().gt(20).all()
+    assert set(examples.label_name) <= {"negative", "positive"}
+    for stem in FIGURES:
+        for ext in ("png", "pdf"):
+            assert (text_run / f"figures/{stem}.{ext}").stat().st_size > 5000
+    assert not (text_run / "figures/protected_examples.png").exists()  # reviews are not images (yet)
+    assert "holds" in (text_run / "report/summary.html").read_text()
+
+
+def test_text_controls(text_run):
+    s = pd.read_csv(text_run / "tables/summary.csv").set_index(["method", "attack"])
+    for attack in ATTACKS:
+        assert abs(s.loc[("retrain", attack), "accuracy"] - 0.5) < 0.075, attack
+    assert s.loc[("none", "ulira"), "accuracy"] > 0.75
+    assert s.loc[("none", "ulira"), "auc"] > 0.8
+    # claim 1 on text too: the per-example attack beats every population attack on the originals
+    for attack in ("population_gaussian", "population_loss", "population_zlib", "population_min_k"):
+        assert s.loc[("none", "ulira"), "accuracy"] > s.loc[("none", attack), "accuracy"] + 0.05, attack
+
+
+def test_text_second_run_has_nothing_to_do(text_run):
+    paths = text_run.parent.parent / "paths.yaml"
+    proc = snakemake("--configfile", str(TINY_TEXT), str(paths), "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
