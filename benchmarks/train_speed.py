@@ -2,7 +2,12 @@
 CIFAR-10), with the recipe of a config file; the same code path as the workflow's shard jobs.
 
 usage: python benchmarks/train_speed.py CONFIG.yaml [--data cifar10.npz] [--networks fastcnn resnet18]
-       [--repeats 2] [--set network.key=value ...]
+       [--repeats 2] [--variant NAME:key=value,key=value ...]
+
+Each network (or each --variant of the config's recipe, keys of the `train` section) trains
+1 + repeats models on different halves with different seeds; the first one of each is the warm-up
+(cuDNN autotuning) and is reported apart. Accuracy is reported plain and with
+mirror test-time augmentation (the mean logits of the image and its mirror image).
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import torch
 import yaml
 
 from umia import plan
-from umia.config import load_schema, resolve
+from umia.config import _scalar, load_schema, resolve
 from umia.data import prepare
 from umia.score import score_model
 from umia.train import Recipe, Workbench, fit, test_accuracy
@@ -41,10 +46,18 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("config")
     ap.add_argument("--data", help="local dataset copy (cifar10 .npz or Fashion-MNIST idx folder)")
-    ap.add_argument("--networks", nargs="+", default=None)
+    ap.add_argument(
+        "--networks", nargs="*", default=None, help="networks to time with their recipes (none: only the variants)"
+    )
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None)
     ap.add_argument("--epochs", type=float, default=None, help="override the recipe's epochs")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="NAME:key=value,... a recipe variant of the config's network (repeatable)",
+    )
     args = ap.parse_args()
     cfg = yaml.safe_load(open(args.config))
     if args.device:
@@ -57,11 +70,21 @@ def main() -> None:
         bench = Workbench(f"{tmp}/data.npz", None, cfg["device"], None)
     dev = torch.cuda.get_device_name() if bench.device.type == "cuda" else "cpu"
     print(f"device: {dev}; pool {bench.n_pool}, test {bench.n_test}")
-    rows = []
-    for net in args.networks or [cfg["network"]]:
+    runs = []  # (label, network, recipe)
+    for net in [cfg["network"]] if args.networks is None else args.networks:
         recipe = dict(cfg["train"]) if net == cfg["network"] else dict(RESNET18)
         if args.epochs:
             recipe["epochs"] = args.epochs
+        runs.append((net, net, recipe))
+    for spec in args.variant:
+        name, _, rest = spec.partition(":")
+        recipe = dict(cfg["train"])
+        for item in filter(None, rest.split(",")):
+            k, _, v = item.partition("=")
+            recipe[k] = None if v == "null" else _scalar(v)
+        runs.append((name, cfg["network"], recipe))
+    rows, first = [], {}
+    for label, net, recipe in runs:
         rec = Recipe.from_mapping(recipe)
         for r in range(args.repeats + 1):  # the first run warms up (cuDNN autotuning, allocator)
             train, _ = bench.masks(cfg["seed"], r)
@@ -74,23 +97,28 @@ def main() -> None:
             if bench.device.type == "cuda":
                 torch.cuda.synchronize()
             t_train = time.perf_counter() - t0
-            acc = test_accuracy(bench, model)
+            acc, acc_tta = test_accuracy(bench, model), test_accuracy(bench, model, tta=True)
             t0 = time.perf_counter()
             score_model(bench, model, cfg["views"])
             t_score = time.perf_counter() - t0
             tag = "warm-up" if r == 0 else "timed"
             print(
-                f"{net:9s} {tag:7s} n={len(y)} train {t_train:6.2f} s  test acc {acc:.4f}  "
+                f"{label:12s} {tag:7s} n={len(y)} train {t_train:6.3f} s  "
+                f"test acc {acc:.4f}  mirror-TTA {acc_tta:.4f}  "
                 f"score {bench.n_pool + bench.n_test}x{len(cfg['views'])} {t_score:5.2f} s",
                 flush=True,
             )
             if r:
-                rows.append((net, t_train, acc, t_score))
-    print("\nnetwork    train s/model   test accuracy   score s/model   (" + dev + ")")
-    for net in dict.fromkeys(r[0] for r in rows):
-        sel = [r for r in rows if r[0] == net]
-        t_train, acc, t_score = (sum(r[k] for r in sel) / len(sel) for k in (1, 2, 3))
-        print(f"{net:9s}  {t_train:12.2f}   {acc:13.4f}   {t_score:13.2f}")
+                rows.append((label, t_train, acc, acc_tta, t_score))
+            else:
+                first[label] = t_train
+    print(f"\nvariant       train s/model  first model s  test acc  mirror-TTA acc  score s/model  ({dev})")
+    for label in dict.fromkeys(r[0] for r in rows):
+        sel = [r for r in rows if r[0] == label]
+        t_train, acc, acc_tta, t_score = (sum(r[k] for r in sel) / len(sel) for k in (1, 2, 3, 4))
+        print(f"{label:12s}  {t_train:13.3f}  {first[label]:13.2f}  {acc:8.4f}  {acc_tta:14.4f}  {t_score:13.2f}")
+    for label, _, recipe in runs:
+        print(f"{label}: {recipe}")
 
 
 if __name__ == "__main__":

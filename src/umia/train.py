@@ -1,5 +1,6 @@
-"""Training: data on the device, batched augmentation, SGD with a warm-up/linear-decay schedule,
-and the shard jobs that train K originals or retrains in one process and score them."""
+"""Training: data on the device, batched augmentation, SGD with a warm-up/linear-decay schedule
+(optionally Lookahead, a faster rate for BatchNorm biases, airbench's alternating flips), and the shard
+jobs that train K originals or retrains in one process and score them."""
 
 from __future__ import annotations
 
@@ -36,6 +37,12 @@ class Recipe:
     flip: bool = False  # random horizontal flips
     translate: int = 0  # random translations of up to this many pixels
     width: int = 256  # network width (hidden units / base channels)
+    alt_flip: bool = False  # with flip: flip a random half once, then all examples every other epoch
+    lr_start: float = 0.0  # schedule's factor at step 0 (the rise goes from here to 1)
+    lr_end: float = 0.0  # schedule's factor at the last step (the decay goes from 1 to here)
+    bn_bias_lr_scale: float = 1.0  # BatchNorm biases: learning rate x this, same decay per step
+    whiten_bias_epochs: float | None = None  # fastcnn: train the stem's bias this long; None = always
+    lookahead: int = 0  # every this many steps pull the weights to a slow average (0 = off)
 
     @classmethod
     def from_mapping(cls, m: Mapping) -> Recipe:
@@ -111,41 +118,122 @@ class Workbench:
 def augment(x: torch.Tensor, gen: torch.Generator, flip: bool, translate: int) -> torch.Tensor:
     """Random flips and translations of a whole batch (B, C, H, W) with tensor ops, no loop over
     examples. Translation pads by reflection and picks one of 2t+1 offsets per axis per image."""
-    b = len(x)
     if flip:
-        mask = torch.rand(b, 1, 1, 1, generator=gen, device=x.device) < 0.5
-        x = torch.where(mask, x.flip(-1), x)
+        x = _random_flip(x, gen)
     if translate:
-        t, (h, w) = translate, x.shape[-2:]
-        padded = F.pad(x, (t, t, t, t), mode="reflect")
-        dx = torch.randint(0, 2 * t + 1, (b, 1, 1, 1), generator=gen, device=x.device)
-        dy = torch.randint(0, 2 * t + 1, (b, 1, 1, 1), generator=gen, device=x.device)
-        cols = padded[..., :w]
-        for s in range(1, 2 * t + 1):
-            cols = torch.where(dx == s, padded[..., s : s + w], cols)  # (B, C, H+2t, W)
-        x = cols[..., :h, :]
-        for s in range(1, 2 * t + 1):
-            x = torch.where(dy == s, cols[..., s : s + h, :], x)  # (B, C, H, W)
+        x = _crop(F.pad(x, (translate,) * 4, mode="reflect"), translate, gen)
     return x
 
 
-def schedule(total: int, warmup: float) -> Callable[[int], float]:
-    """Linear rise over ``warmup`` of the steps, then linear decay to zero at ``total``."""
+def _random_flip(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    mask = torch.rand(len(x), 1, 1, 1, generator=gen, device=x.device) < 0.5
+    return torch.where(mask, x.flip(-1), x)
+
+
+def _crop(padded: torch.Tensor, t: int, gen: torch.Generator) -> torch.Tensor:
+    """A random (H, W) window of each image of ``padded`` (B, C, H+2t, W+2t)."""
+    b, (h, w) = len(padded), (padded.shape[-2] - 2 * t, padded.shape[-1] - 2 * t)
+    dx = torch.randint(0, 2 * t + 1, (b, 1, 1, 1), generator=gen, device=padded.device)
+    dy = torch.randint(0, 2 * t + 1, (b, 1, 1, 1), generator=gen, device=padded.device)
+    cols = padded[..., :w]
+    for s in range(1, 2 * t + 1):
+        cols = torch.where(dx == s, padded[..., s : s + w], cols)  # (B, C, H+2t, W)
+    x = cols[..., :h, :]
+    for s in range(1, 2 * t + 1):
+        x = torch.where(dy == s, cols[..., s : s + h, :], x)  # (B, C, H, W)
+    return x
+
+
+class EpochAugmenter:
+    """The training set's augmented copy for each epoch: ``augment``'s independent flips, or with
+    ``alternate`` airbench's scheme (a random half flipped once, then every image flipped on odd
+    epochs, so each image alternates orientation); reflection padding is done once."""
+
+    def __init__(self, x: torch.Tensor, gen: torch.Generator, flip: bool, translate: int, alternate: bool):
+        self.gen, self.flip, self.t, self.alternate = gen, flip, translate, alternate and flip
+        self.epoch = 0
+        self.x = x
+        if self.alternate:
+            self.x = _random_flip(x, gen)
+        if translate and not (flip and not self.alternate):
+            self.x = F.pad(self.x, (translate,) * 4, mode="reflect")  # pad once, crop every epoch
+
+    def next(self) -> torch.Tensor:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        if self.flip and not self.alternate:
+            return augment(self.x, self.gen, True, self.t)  # flip then pad, as augment always did
+        x = _crop(self.x, self.t, self.gen) if self.t else self.x
+        return x.flip(-1) if self.alternate and epoch % 2 else x
+
+
+class Lookahead:
+    """Lookahead (Zhang et al. 2019) with airbench's ramp: after every ``every``-th step the slow
+    copy moves towards the weights, slow += (1 - d) (w - slow) with d = decay^every (step/total)^3,
+    and the weights are reset to it; ``finish`` leaves the weights at the slow copy. Covers every
+    floating-point tensor of the state dict (BatchNorm running statistics too)."""
+
+    def __init__(self, model: nn.Module, every: int, total: int, decay: float = 0.95):
+        self.every, self.total, self.decay = every, total, decay
+        self.fast = [t for t in model.state_dict().values() if t.is_floating_point()]
+        self.slow = [t.detach().clone() for t in self.fast]
+
+    @torch.no_grad()
+    def step(self, step: int) -> None:
+        """Call after optimiser step number ``step`` (1-based)."""
+        if self.every and step % self.every == 0:
+            d = self.decay**self.every * (step / self.total) ** 3
+            torch._foreach_lerp_(self.slow, self.fast, 1 - d)
+            torch._foreach_copy_(self.fast, self.slow)
+
+    @torch.no_grad()
+    def finish(self) -> None:
+        torch._foreach_copy_(self.fast, self.slow)
+
+
+def schedule(total: int, warmup: float, start: float = 0.0, end: float = 0.0) -> Callable[[int], float]:
+    """Linear rise over ``warmup`` of the steps (from ``start``), then linear decay to ``end`` at
+    ``total``; factors of the peak learning rate."""
     rise = max(1, round(warmup * total))
 
     def factor(step: int) -> float:
         if step < rise:
-            return (step + 1) / rise
-        return max(0.0, (total - step) / max(1, total - rise))
+            return start + (1 - start) * (step + 1) / rise
+        return end + (1 - end) * max(0.0, (total - step) / max(1, total - rise))
 
     return factor
 
 
-def sgd(model: nn.Module, lr: float, momentum: float, weight_decay: float, total_steps: int, warmup: float):
+def sgd(
+    model: nn.Module,
+    lr: float,
+    momentum: float,
+    weight_decay: float,
+    total_steps: int,
+    warmup: float,
+    *,
+    lr_start: float = 0.0,
+    lr_end: float = 0.0,
+    bn_bias_lr_scale: float = 1.0,
+    fused: bool = False,
+):
+    """SGD with Nesterov momentum and the schedule above. With ``bn_bias_lr_scale`` != 1 the
+    BatchNorm biases get that multiple of the learning rate and the same decay per step."""
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay)
+    groups: list[dict] = [{"params": params}]
+    if bn_bias_lr_scale != 1:
+        norm = [m.bias for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase) and m.affine]
+        norm_ids = {id(p) for p in norm if p.requires_grad}
+        fast = [p for p in params if id(p) in norm_ids]
+        groups = [
+            {"params": [p for p in params if id(p) not in norm_ids]},
+            {"params": fast, "lr": lr * bn_bias_lr_scale, "weight_decay": weight_decay / bn_bias_lr_scale},
+        ]
+        groups = [g for g in groups if g["params"]]
+    opt = torch.optim.SGD(
+        groups, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay, fused=fused or None
+    )
     opt.umia_total_steps = total_steps  # read by unlearn.probe_points, which scores at fractions of a run
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule(total_steps, warmup))
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule(total_steps, warmup, lr_start, lr_end))
 
 
 def fit(
@@ -156,16 +244,38 @@ def fit(
     bs = min(recipe.batch_size, n)
     steps_per_epoch = n // bs  # full batches only: one input shape, so cuDNN tunes once per job
     total = max(1, round(recipe.epochs * steps_per_epoch))
-    opt, sched = sgd(model, recipe.lr, recipe.momentum, recipe.weight_decay, total, recipe.warmup)
+    cuda = bench.device.type == "cuda"
+    opt, sched = sgd(
+        model,
+        recipe.lr,
+        recipe.momentum,
+        recipe.weight_decay,
+        total,
+        recipe.warmup,
+        lr_start=recipe.lr_start,
+        lr_end=recipe.lr_end,
+        bn_bias_lr_scale=recipe.bn_bias_lr_scale,
+        fused=cuda,
+    )
+    lookahead = Lookahead(model, recipe.lookahead, total) if recipe.lookahead else None
+    stem_bias, freeze_at = None, total
+    if isinstance(model, models.FastCNN) and recipe.whiten_bias_epochs is not None:
+        stem_bias, freeze_at = model.whiten.bias, round(recipe.whiten_bias_epochs * steps_per_epoch)
+        stem_bias.requires_grad_(freeze_at > 0)
+    if cuda:
+        x = x.to(torch.bfloat16)  # what autocast feeds the first convolution anyway: half the traffic
+    aug = EpochAugmenter(x, gen, recipe.flip, recipe.translate, recipe.alt_flip)
     model.train()
     step, epoch = 0, 0
     while step < total:
-        xa = augment(x, gen, recipe.flip, recipe.translate)
+        xa = aug.next()
         perm = torch.randperm(n, generator=gen, device=x.device)
         loss_sum = torch.zeros((), device=x.device)
         for i in range(0, steps_per_epoch * bs, bs):
             if step >= total:
                 break
+            if stem_bias is not None and step == freeze_at:
+                stem_bias.requires_grad_(False)
             idx = perm[i : i + bs]
             with bench.autocast:
                 logits = model(xa[idx])
@@ -176,17 +286,29 @@ def fit(
             sched.step()
             loss_sum += loss.detach()
             step += 1
+            if lookahead is not None:
+                lookahead.step(step)
         epoch += 1
         if epoch == 1 or step >= total or epoch % 10 == 0:
             log.info("epoch %d step %d/%d loss %.4f", epoch, step, total, (loss_sum / steps_per_epoch).item())
+    if lookahead is not None:
+        lookahead.finish()
+    if stem_bias is not None:
+        stem_bias.requires_grad_(True)
 
 
-def test_accuracy(bench: Workbench, model: nn.Module) -> float:
+def test_accuracy(bench: Workbench, model: nn.Module, tta: bool = False) -> float:
+    """Accuracy on the test split; with ``tta`` the prediction averages the logits of each image
+    and its mirror image (the two views the attacks score)."""
     model.eval()
     correct = 0
     with torch.no_grad(), bench.autocast:
         for i in range(0, bench.n_test, 2048):
-            correct += (model(bench.x_test[i : i + 2048]).argmax(1) == bench.y_test[i : i + 2048]).sum()
+            xb = bench.x_test[i : i + 2048]
+            logits = model(xb).float()
+            if tta:
+                logits = logits + model(xb.flip(-1)).float()
+            correct += (logits.argmax(1) == bench.y_test[i : i + 2048]).sum()
     return float(correct) / bench.n_test
 
 

@@ -1,0 +1,147 @@
+"""Training internals: Lookahead, the schedule, the optimiser's groups, epoch augmentation, the
+stem-bias freeze and determinism of fit on the CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from umia import models
+from umia.train import EpochAugmenter, Lookahead, Recipe, augment, fit, schedule, sgd
+from umia.train import test_accuracy as accuracy
+
+
+class _Bench:
+    """The part of a Workbench that fit and test_accuracy use, on the CPU."""
+
+    def __init__(self, x_test=None, y_test=None):
+        self.device = torch.device("cpu")
+        self.autocast = torch.autocast("cpu", enabled=False)
+        self.x_test, self.y_test = x_test, y_test
+        self.n_test = 0 if y_test is None else len(y_test)
+
+
+def test_lookahead_known_answer():
+    """One weight w and one buffer; every 2 steps slow += (1 - d)(w - slow), w = slow."""
+    net = nn.Linear(1, 1, bias=False)
+    net.register_buffer("stat", torch.zeros(1))
+    net.weight.data.fill_(0.0)
+    la = Lookahead(net, every=2, total=4, decay=0.5)
+    net.weight.data.fill_(1.0)
+    net.stat.fill_(2.0)
+    la.step(1)  # not a multiple of 2: nothing
+    assert net.weight.item() == 1.0
+    la.step(2)  # d = 0.5^2 (2/4)^3 = 1/32: slow = 0 + (31/32)(1 - 0)
+    assert net.weight.item() == pytest.approx(31 / 32)
+    assert net.stat.item() == pytest.approx(2 * 31 / 32)
+    net.weight.data.fill_(3.0)
+    la.step(3)
+    la.finish()  # ends on the slow copy: step 3's weights are dropped
+    assert net.weight.item() == pytest.approx(31 / 32)
+    net.weight.data.fill_(3.0)
+    la.step(4)  # d = 0.25: slow = 31/32 + 0.75 (3 - 31/32)
+    assert net.weight.item() == pytest.approx(31 / 32 + 0.75 * (3 - 31 / 32))
+
+
+def test_lookahead_skips_integer_buffers():
+    net = nn.BatchNorm2d(3)
+    la = Lookahead(net, every=1, total=1)
+    assert len(la.slow) == 4  # weight, bias, running mean and var; not num_batches_tracked
+
+
+def test_schedule_default_unchanged_and_triangle():
+    f = schedule(10, 0.2)  # rise over 2 steps from 0, decay to 0
+    assert [f(i) for i in range(11)] == [0.5, 1.0] + [(10 - i) / 8 for i in range(2, 11)]
+    g = schedule(100, 0.23, start=0.2, end=0.07)
+    assert g(0) == pytest.approx(0.2 + 0.8 / 23)
+    assert g(22) == pytest.approx(1.0)
+    assert g(100) == pytest.approx(0.07)
+    assert g(61) == pytest.approx(0.07 + 0.93 * 39 / 77)
+
+
+def test_sgd_bias_group_and_total_steps():
+    net = models.build("fastcnn", (3, 32, 32), 10, 16)
+    opt, _ = sgd(net, 0.5, 0.85, 0.001, 7, 0.1, bn_bias_lr_scale=64)
+    assert opt.umia_total_steps == 7
+    main, fast = opt.param_groups
+    norm_biases = {id(m.bias) for m in net.modules() if isinstance(m, nn.BatchNorm2d)}
+    assert {id(p) for p in fast["params"]} == norm_biases
+    assert not norm_biases & {id(p) for p in main["params"]}
+    assert fast["initial_lr"] == pytest.approx(32.0) and fast["weight_decay"] == pytest.approx(0.001 / 64)
+    assert main["initial_lr"] == 0.5 and main["weight_decay"] == 0.001
+    assert len(sgd(net, 0.5, 0.85, 0.001, 7, 0.1)[0].param_groups) == 1
+
+
+def test_epoch_augmenter_matches_augment_and_alternates():
+    x = torch.randn(20, 3, 8, 8)
+    for flip, t in ((True, 2), (False, 2), (False, 0)):
+        a = EpochAugmenter(x, torch.Generator().manual_seed(5), flip, t, alternate=False)
+        g = torch.Generator().manual_seed(5)
+        for _ in range(2):
+            assert torch.equal(a.next(), augment(x, g, flip, t))
+    alt = EpochAugmenter(x, torch.Generator().manual_seed(5), True, 0, alternate=True)
+    e0, e1, e2 = alt.next(), alt.next(), alt.next()
+    assert torch.equal(e1, e0.flip(-1)) and torch.equal(e2, e0)
+    flipped = [not torch.equal(e0[i], x[i]) for i in range(len(x))]
+    assert all(torch.equal(e0[i], x[i].flip(-1)) for i in range(len(x)) if flipped[i])
+    assert 0 < sum(flipped) < len(x)
+
+
+def _fastcnn_fit(recipe: Recipe, seed: int = 0):
+    torch.manual_seed(0)
+    x, y = torch.randn(128, 3, 16, 16), torch.randint(0, 10, (128,))
+    net = models.build("fastcnn", (3, 16, 16), 10, 16)
+    net.init_whitening(x)
+    stem = net.whiten.bias.detach().clone()
+    fit(_Bench(), net, x, y, recipe, torch.Generator().manual_seed(seed))
+    return net, stem
+
+
+AIRBENCH = dict(
+    epochs=2, batch_size=32, lr=0.5, label_smoothing=0.2, flip=True, alt_flip=True, translate=2,
+    lr_start=0.2, lr_end=0.07, bn_bias_lr_scale=8, lookahead=3,
+)  # fmt: skip
+
+
+def test_fit_deterministic_and_stem_bias_freeze():
+    rec = Recipe(**AIRBENCH, whiten_bias_epochs=0)
+    a, stem = _fastcnn_fit(rec)
+    b, _ = _fastcnn_fit(rec)
+    for k, v in a.state_dict().items():
+        assert torch.equal(v, b.state_dict()[k]), k
+    assert torch.equal(a.whiten.bias, stem)  # frozen from the start: lookahead keeps it too
+    assert a.whiten.bias.requires_grad  # handed back trainable
+    c, stem = _fastcnn_fit(Recipe(**AIRBENCH, whiten_bias_epochs=1))
+    assert not torch.equal(c.whiten.bias, stem)
+    assert all(torch.isfinite(v).all() for v in c.state_dict().values() if v.is_floating_point())
+
+
+def test_fit_defaults_unchanged_by_new_knobs():
+    """The new knobs at their defaults give the recipe the code had before them."""
+    base = Recipe(epochs=2, batch_size=32, lr=0.1, flip=True, translate=2)
+    explicit = Recipe(
+        epochs=2, batch_size=32, lr=0.1, flip=True, translate=2, alt_flip=False, lr_start=0.0, lr_end=0.0,
+        bn_bias_lr_scale=1.0, whiten_bias_epochs=None, lookahead=0,
+    )  # fmt: skip
+    a, _ = _fastcnn_fit(base)
+    b, _ = _fastcnn_fit(explicit)
+    assert all(torch.equal(v, b.state_dict()[k]) for k, v in a.state_dict().items())
+
+
+def test_mirror_tta_accuracy():
+    """A model that sees only the left half: TTA averages it with the mirrored (right) half."""
+
+    class Left(nn.Module):
+        def forward(self, x):
+            s = x[..., :2].sum(dim=(1, 2, 3))
+            return torch.stack([s, -s], 1)
+
+    x = torch.zeros(4, 1, 2, 4)
+    x[0, ..., :2], x[2, ..., :2] = 1.0, -1.0  # right half blank: both views agree
+    x[1, ..., :2], x[1, ..., 2:] = -1.0, 3.0  # the right half outweighs the left
+    x[3, ..., :2], x[3, ..., 2:] = 1.0, -3.0
+    y = torch.tensor([0, 0, 1, 1])
+    bench = _Bench(x, y)
+    assert accuracy(bench, Left()) == 0.5  # images 1 and 3 wrong
+    assert accuracy(bench, Left(), tta=True) == 1.0
