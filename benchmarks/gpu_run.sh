@@ -1,19 +1,40 @@
 #!/usr/bin/env bash
-# One device call: install the carried Snakemake wheels, rebuild cifar10.npz from its parts,
-# time both networks on a 25k half, then run the reduced CIFAR-10 study through Snakemake.
+# One device call: install the carried Snakemake (and airbench) wheels, rebuild cifar10.npz from
+# its parts, optionally time airbench94 against our fast CNN, run a CIFAR-10 study through
+# Snakemake, build its report, print per-stage times and the extrapolation to N=128, and put the
+# tables, figures, logs and report under $OUT.
+#
+#   STUDY=benchmarks/cifar10-gpu.yaml   the overlay on config/cifar10.yaml (default: the reduced
+#                                       study of the fast-GPU issue, N=32, 3 methods + controls)
+#   GPU_JOBS=2                          model jobs sharing the GPU at once
+#   AIRBENCH=1                          first time airbench94 and our recipe on 25k halves
+#   WORKFLOW_LIMIT=480                  seconds Snakemake may run (a rerun resumes where it stopped)
 set -euo pipefail
+STUDY=${STUDY:-benchmarks/cifar10-gpu.yaml}
+GPU_JOBS=${GPU_JOBS:-2}
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
 python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/*.whl
+[ -d .abw ] && python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .abw/*.whl
 export PYTHONPATH=/tmp/site:$PWD/src:${PYTHONPATH:-} PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1
 [ -f /root/cifar10.npz ] || cat /root/parts/cifar10.npz.part_* > /root/cifar10.npz
 echo "8683afb7f9f44b57934bfaa6d00b27bedd9711b49b686bb037107d5091a13529  /root/cifar10.npz" | sha256sum -c
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)"
-[ -n "${SKIP_SPEED:-}" ] || python3 benchmarks/train_speed.py config/cifar10.yaml --data /root/cifar10.npz --networks fastcnn resnet18 --repeats ${REPEATS:-2} 2>&1 | grep -v INFO | tee $OUT/train_speed.txt
+log=$OUT/bench.txt  # what comes back: bench.txt, snakemake.log, report.html, results.tar.gz
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$log"
+python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)" | tee -a "$log"
+if [ -n "${AIRBENCH:-}" ]; then
+  python3 benchmarks/airbench_ref.py --data /root/cifar10.npz --repeats "${REPEATS:-4}" 2>&1 | grep -v INFO | tee -a "$log"
+fi
+cfg=(--configfile config/cifar10.yaml "$STUDY")
+r=$(python3 -c "import yaml,sys; c={**yaml.safe_load(open('config/cifar10.yaml')), **yaml.safe_load(open('$STUDY'))}; print(c.get('results_dir','results') + '/' + c['experiment'])")
 t0=$(date +%s)
 # stop Snakemake in time for the tables to come back (a rerun resumes where it stopped)
-timeout ${WORKFLOW_LIMIT:-530} snakemake --workflow-profile profiles/default --configfile config/cifar10.yaml benchmarks/cifar10-gpu.yaml > $OUT/snakemake.log 2>&1 || { tail -50 $OUT/snakemake.log; }
-echo "workflow wall time: $(( $(date +%s) - t0 )) s" | tee -a $OUT/train_speed.txt
-r=results/cifar10-gpu
-cp $r/tables/summary.csv $OUT/ 2>/dev/null || true
-tar czf $OUT/results.tar.gz $r/tables $r/figures $r/logs $r/benchmarks $r/plan 2>/dev/null || true
-cat $r/tables/summary.csv 2>/dev/null || true
+timeout "${WORKFLOW_LIMIT:-480}" snakemake --workflow-profile profiles/default "${cfg[@]}" --resources gpu="$GPU_JOBS" \
+  > "$OUT/snakemake.log" 2>&1 || { echo "snakemake stopped or failed:"; tail -40 "$OUT/snakemake.log"; }
+wall=$(( $(date +%s) - t0 ))
+echo "workflow wall time: $wall s (GPU_JOBS=$GPU_JOBS, $STUDY)" | tee -a "$log"
+python3 benchmarks/stage_times.py "$r" --wall "$wall" 2>&1 | tee -a "$log" || true
+snakemake --workflow-profile profiles/default "${cfg[@]}" --report "$r/report.html" >> "$OUT/snakemake.log" 2>&1 \
+  && cp "$r/report.html" "$OUT/" || tail -20 "$OUT/snakemake.log"
+tar czf "$OUT/results.tar.gz" "$r/tables" "$r/figures" "$r/logs" "$r/benchmarks" "$r/report" 2>/dev/null || true
+cat "$r/tables/summary.csv" 2>/dev/null | cut -d, -f1-4 || true

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from umia import io, models, plan
+from umia import io, models, plan, provenance
 from umia.data import load_prepared
 from umia.errors import DeviceError
 from umia.score import score_model, scores_frame
@@ -373,7 +373,8 @@ def train_shard(
         frames.append(scores_frame(score_model(bench, model, views), bench, model_id, stage, method, views))
         if out_ckpt:
             states[model_id] = cpu_state(model)
-    io.write_table(pd.concat(frames, ignore_index=True), out_scores, io.SCORES, config_hash)
+    stamp = provenance.job(bench.device)
+    io.write_table(pd.concat(frames, ignore_index=True), out_scores, io.SCORES, config_hash, stamp)
     if out_ckpt:
         save_models(
             out_ckpt,
