@@ -196,15 +196,15 @@ def resolve(config: Mapping, schema: Mapping) -> dict:
             f"config key 'n_models': {n} is not a multiple of shard_size={k}; choose n_models = m * shard_size"
         )
     ds = cfg["dataset"]
-    if cfg["network"] not in NETWORKS[ds["name"]]:
-        raise ConfigError(
-            f"config key 'network': {cfg['network']!r} does not fit dataset {ds['name']!r}; "
-            f"use one of {', '.join(NETWORKS[ds['name']])}"
-        )
     if text and ds["path"] is None:
         raise ConfigError(
             f"config key 'dataset.path': {ds['name']} has no download; set it to a local IMDB Parquet "
             "(columns doc_id, split, label, text) or an aclImdb folder"
+        )
+    if cfg["network"] not in NETWORKS[ds["name"]]:
+        raise ConfigError(
+            f"config key 'network': {cfg['network']!r} does not fit dataset {ds['name']!r}; "
+            f"use one of {', '.join(NETWORKS[ds['name']])}"
         )
     if ds["path"] is not None and not Path(ds["path"]).exists():
         fix = "fix the path" if text else "fix the path or set it to null to download"

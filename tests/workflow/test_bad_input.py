@@ -47,6 +47,12 @@ CONFIG_CASES = [
         "'dataset.sha256': a checksum needs",
     ),
     ("malformed checksum", "dataset: {sha256: xyz}", "config key 'dataset.sha256': 'xyz'"),
+    ("text without its data", "dataset: {name: imdb}", "config key 'dataset.path': imdb has no download"),
+    (
+        "an image method for text",
+        "dataset: {name: imdb, path: tests/workflow/tiny_text.yaml}\nnetwork: gpt2\nviews: [identity]",
+        "config key 'methods': 'random_labels' does not apply to imdb",
+    ),
     ("unknown network", "network: vit", "config key 'network': 'vit' is not one of"),
     ("network for another image size", "network: fastcnn", "'fastcnn' does not fit dataset 'digits'"),
     ("unknown method", "methods: [unlearn_magic]", "unknown method 'unlearn_magic'"),

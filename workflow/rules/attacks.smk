@@ -62,8 +62,8 @@ rule attacks:
         n_bootstrap=config["attacks"]["n_bootstrap"],
         seed=config["seed"],
         config_hash=HASH,
-        # text: the LM statistics for the population zlib and Min-K% attacks (also an input, above)
-        **(dict(lm_stats=LM_STATS) if TEXT else {}),
+        # text: the LM statistics for the population zlib and Min-K% attacks (the input's path)
+        **(dict(lm_stats=input_lm_stats) if TEXT else {}),
     log:
         f"{R}/logs/attacks.log",
     benchmark:

@@ -96,6 +96,11 @@ def shard_lm_stats(wildcards=None):
     return [f"{R}/shards/lmstats/{st}/{m}/shard-{s:03d}.parquet" for st, m in stages for s in SHARDS]
 
 
+def input_lm_stats(wildcards, input):
+    """Text: the attacks' LM statistics, as a param (the script passes its params on as keywords)."""
+    return input.lm_stats
+
+
 def attempt_number(wildcards, attempt):
     """The job's attempt, as a resource its script can read (retries are tested by fault injection)."""
     return attempt
