@@ -8,6 +8,7 @@ that got worse, shares that reached their retrain mean) for the report's summary
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -26,6 +27,8 @@ ATTACK_LABELS = {
     "ulira_fixed_variance": "U-LiRA fixed variance",
     "population_gaussian": "population Gaussian",
     "population_loss": "population loss (LR)",
+    "population_zlib": "population zlib ratio (text)",
+    "population_min_k": "population Min-K% (text)",
     "lira_retained": "LiRA on retained examples",
 }
 ATTACK_COLOURS = {
@@ -34,6 +37,8 @@ ATTACK_COLOURS = {
     "ulira_fixed_variance": "#8e44ad",
     "population_gaussian": "#2980b9",
     "population_loss": "#7f8c8d",
+    "population_zlib": "#b7950b",
+    "population_min_k": "#6c3483",
     "lira_retained": "#16a085",
 }
 MAIN_ATTACKS = ("ulira", "population_gaussian", "population_loss")
@@ -178,11 +183,14 @@ def per_example_distribution(
 
 
 def protected_examples(per_example: pd.DataFrame, examples: pd.DataFrame, stem: str, k: int = 6) -> None:
-    """The k least and k most vulnerable forget examples of each method, as images."""
+    """The k least and k most vulnerable forget examples of each method, as images (for text:
+    the start of each review)."""
     df = per_example[per_example["attack"] == "ulira"]
     methods = [m for m in method_order(df["method"].tolist()) if m != "retrain"]
     ex = examples.set_index("example_id")
-    fig, axes = plt.subplots(len(methods), 2 * k, figsize=(1.05 * 2 * k, 1.3 * len(methods) + 0.6), squeeze=False)
+    is_text = bool(len(ex)) and int(ex["channels"].iloc[0]) == 0
+    width, height = (2.0, 1.9) if is_text else (1.05, 1.3)
+    fig, axes = plt.subplots(len(methods), 2 * k, figsize=(width * 2 * k, height * len(methods) + 0.6), squeeze=False)
     for row, m in enumerate(methods):
         acc = df[df["method"] == m].dropna(subset=["accuracy"]).sort_values(["accuracy", "example_id"])
         acc = acc[acc["example_id"].isin(ex.index)]
@@ -195,8 +203,12 @@ def protected_examples(per_example: pd.DataFrame, examples: pd.DataFrame, stem: 
                 continue
             r = picks[col]
             e = ex.loc[r.example_id]
-            img = np.frombuffer(e["pixels"], np.uint8).reshape(e["height"], e["width"], e["channels"])
-            ax.imshow(img[..., 0] if e["channels"] == 1 else img, cmap="gray" if e["channels"] == 1 else None)
+            if is_text:
+                review = textwrap.fill(str(e.get("text", ""))[:180] + "…", 30)
+                ax.text(0.04, 0.96, review, va="top", ha="left", fontsize=4.5, transform=ax.transAxes)
+            else:
+                img = np.frombuffer(e["pixels"], np.uint8).reshape(e["height"], e["width"], e["channels"])
+                ax.imshow(img[..., 0] if e["channels"] == 1 else img, cmap="gray" if e["channels"] == 1 else None)
             ax.set_title(f"{e['label_name']}\nacc {r.accuracy:.2f}", fontsize=7)
             for side in ax.spines.values():
                 side.set_color("#2980b9" if col < k else "#c0392b")
@@ -454,15 +466,18 @@ def figures(
     rates_table: str | None = None,
     reach_table: str | None = None,
     out_findings: str | None = None,
+    skip: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """Every figure of the study from the tables; returns (and writes) the findings table."""
+    """Every figure of the study from the tables (but those named in ``skip``); returns (and
+    writes) the findings table."""
     out = Path(out_dir)
     s = pd.read_csv(summary)
     pe = pd.read_parquet(per_example)
     order = method_order(s["method"].tolist())  # the config's order; one colour per method throughout
     attack_accuracy(s, str(out / "attack_accuracy"))
     per_example_distribution(pe, str(out / "per_example_accuracy"), order=order)
-    protected_examples(pe, pd.read_parquet(examples), str(out / "protected_examples"))
+    if "protected_examples" not in skip:
+        protected_examples(pe, pd.read_parquet(examples), str(out / "protected_examples"))
     shares = before_after(pe, str(out / "before_after"), order=order).rename(
         columns={"share_worse": "forget_share_worse", "share_better": "forget_share_better"}
     )
@@ -481,7 +496,8 @@ def figures(
         found = found.merge(
             reach(pd.read_parquet(reach_table), str(out / "reach"), order=order), on="method", how="outer"
         )
-        stopping(pe, r, str(out / "per_example_stop"), order=order)
+        if "per_example_stop" not in skip:
+            stopping(pe, r, str(out / "per_example_stop"), order=order)
     rank = {m: i for i, m in enumerate(order)}
     found = found.sort_values("method", key=lambda c: c.map(rank)).reset_index(drop=True)
     if out_findings:

@@ -75,17 +75,21 @@ def summary_rows(summary: pd.DataFrame) -> pd.DataFrame:
     """One row per method: the main attacks side by side."""
     methods = method_order(summary["method"].tolist())
     by = summary.set_index(["method", "attack"])
+    columns = [
+        ("ulira", "accuracy", "U-LiRA accuracy [95% CI]"),
+        ("ulira", "tpr_at_1pct_fpr", "U-LiRA TPR at 1% FPR [95% CI]"),
+        ("ulira", "epsilon_median", "U-LiRA median per-example ε"),
+        ("population_gaussian", "accuracy", "population Gaussian accuracy"),
+        ("population_loss", "accuracy", "population loss accuracy"),
+        ("population_zlib", "accuracy", "population zlib accuracy"),
+        ("population_min_k", "accuracy", "population Min-K% accuracy"),
+        ("lira_retained", "accuracy", "retained-example LiRA accuracy"),
+    ]
+    present = set(summary["attack"])
     rows = []
     for m in methods:
         row = {"method": m}
-        for a, col, name in (
-            ("ulira", "accuracy", "U-LiRA accuracy [95% CI]"),
-            ("ulira", "tpr_at_1pct_fpr", "U-LiRA TPR at 1% FPR [95% CI]"),
-            ("ulira", "epsilon_median", "U-LiRA median per-example ε"),
-            ("population_gaussian", "accuracy", "population Gaussian accuracy"),
-            ("population_loss", "accuracy", "population loss accuracy"),
-            ("lira_retained", "accuracy", "retained-example LiRA accuracy"),
-        ):
+        for a, col, name in (c for c in columns if c[0] in present):
             if (m, a) in by.index:
                 r = by.loc[(m, a)]
                 row[name] = _ci(r, col) if f"{col}_ci_low" in r.index else _fmt(r[col], 2 if "epsilon" in col else 3)

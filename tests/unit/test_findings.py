@@ -215,3 +215,21 @@ def test_summary_page_shows_tables_and_provenance(tmp_path):
     assert "0.600 [0.590, 0.610]" in page  # accuracy with its interval
     assert page.count("class='ok'") == 2 and "FAILS" not in page
     assert "per_example_stop" in page and "torch" in page and "umia 0.1.0" in page
+
+
+def test_protected_examples_show_reviews_for_text(tmp_path):
+    _, per_ex, *_ = _tables(np.random.default_rng(2))
+    reviews = pd.DataFrame(
+        {
+            "example_id": np.arange(40),
+            "label": 1,
+            "label_name": "positive",
+            "height": 0,
+            "width": 0,
+            "channels": 0,
+            "pixels": [b""] * 40,
+            "text": [f"review number {i}: " + "a fine film " * 20 for i in range(40)],
+        }
+    )
+    plots.protected_examples(per_ex, reviews, str(tmp_path / "pe"))
+    assert (tmp_path / "pe.png").stat().st_size > 5000 and (tmp_path / "pe.pdf").exists()

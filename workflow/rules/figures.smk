@@ -16,9 +16,8 @@ FIGURES = {  # figure (and its caption, workflow/report/<name>.rst): report cate
     "per_example_stop": "6. Per-example stopping",
 }
 RATE_FIGURES = ("rates", "reach", "per_example_stop")  # drawn only when some method unlearns
-# not drawn for text: protected_examples shows the examples as images (until it can show reviews);
-# per_example_stop is an image method
-TEXT_SKIPPED_FIGURES = ("protected_examples", "per_example_stop")
+# not drawn for text: per_example_stop is an image method
+TEXT_SKIPPED_FIGURES = ("per_example_stop",)
 
 
 def figure_names():
@@ -49,12 +48,14 @@ rule figures:
     output:
         **figure_outputs(),
         findings=f"{R}/tables/findings.csv",
+    params:
+        skip=[name for name in FIGURES if name not in figure_names()],
     log:
         f"{R}/logs/figures.log",
     benchmark:
         f"{R}/benchmarks/figures.tsv"
     script:
-        task_script("figures")
+        "../scripts/figures.py"
 
 
 rule report_page:

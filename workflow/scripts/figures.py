@@ -13,4 +13,5 @@ figures(
     reach_table=snakemake.input.reach or None,
     out_dir=str(Path(snakemake.output[0]).parent),
     out_findings=snakemake.output.findings,
+    skip=snakemake.params.skip,
 )
