@@ -121,6 +121,21 @@ def extrapolate(df: pd.DataFrame, n: int, methods: int, to_n: int, to_methods: i
     return pd.concat([res, pd.DataFrame([total])], ignore_index=True)
 
 
+def training_flops(network: str, width: int, epochs: float, n_train: int, batch_size: int) -> float:
+    """FLOPs of one training run (forward and backward of every batch), counted by PyTorch's
+    FlopCounterMode on one batch of 32x32 RGB images."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from umia import models
+
+    net = models.build(network, (3, 32, 32), 10, width)
+    with FlopCounterMode(display=False) as fc:
+        net(torch.randn(8, 3, 32, 32)).sum().backward()
+    steps = round(epochs * (n_train // batch_size))
+    return fc.get_total_flops() / 8 * steps * batch_size
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("run", type=Path, help="results/<experiment>")
@@ -128,6 +143,8 @@ def main() -> None:
     ap.add_argument("--to-methods", type=int, default=6)
     ap.add_argument("--shard-size", type=int, default=32, help="shard size of the extrapolated study")
     ap.add_argument("--wall", type=float, default=None, help="the measured wall time of the whole run, seconds")
+    ap.add_argument("--config", default="config/cifar10.yaml", help="the training recipe, for the FLOP count")
+    ap.add_argument("--peak-tflops", type=float, default=989.0, help="the card's dense bf16 peak (H100 SXM: 989)")
     a = ap.parse_args()
     df, acc = stage_table(a.run)
     n = int(df[df["stage"] == "train original"]["models"].sum())
@@ -139,6 +156,19 @@ def main() -> None:
     print("\nmean test accuracy of the models (plain, no test-time augmentation):")
     for stage, a_ in acc.items():
         print(f"  {stage:28s} {100 * np.mean(a_):6.2f}%  (min {100 * np.min(a_):.2f}%, {len(a_)} models)")
+    import yaml
+
+    t = yaml.safe_load(open(a.config))
+    flops = training_flops(t["network"], t["train"]["width"], t["train"]["epochs"], 25_000, t["train"]["batch_size"])
+    jobs = df[df["stage"].str.startswith("train ")]
+    concurrent = jobs["total"].sum() / max(1e-9, jobs["total"].max())  # ~ train jobs sharing the card
+    per_model = float(jobs["steady"].mean())
+    print(
+        f"\ntraining: {flops / 1e12:.1f} TFLOP a model ({t['network']}, {t['train']['epochs']} epochs of a 25k half); "
+        f"{per_model:.2f} s a model per job, about {concurrent:.1f} train jobs at once: "
+        f"{concurrent * flops / per_model / 1e12:.0f} TFLOP/s on the card = "
+        f"{100 * concurrent * flops / per_model / 1e12 / a.peak_tflops:.0f}% of its {a.peak_tflops:g} TFLOP/s bf16 peak"
+    )
     ex = extrapolate(df, n, methods, a.to_n, a.to_methods, a.shard_size)
     print(f"\nstages, measured at N={n} and extrapolated to N={a.to_n} with {a.to_methods} methods:")
     print(ex.round(1).to_string(index=False))
