@@ -42,15 +42,16 @@ ATTACK_COLOURS = {
     "lira_retained": "#16a085",
 }
 MAIN_ATTACKS = ("ulira", "population_gaussian", "population_loss")
+LM_ATTACKS = ("population_zlib", "population_min_k")  # text experiments only
 CONTROL_COLOURS = {"none": "#404040", "retrain": "#2ca02c"}
 # Colour-blind-friendly order (Okabe-Ito, then Tableau), without the controls' black and green.
 PALETTE = (
     "#0072B2",
     "#E69F00",
-    "#D55E00",
-    "#CC79A7",
-    "#56B4E9",
     "#9467bd",
+    "#CC79A7",
+    "#D55E00",
+    "#56B4E9",
     "#8c564b",
     "#F0E442",
     "#17becf",
@@ -99,9 +100,19 @@ def _grid(n: int, ncols: int = 4, size: tuple[float, float] = (3.0, 2.8), **kw):
     return fig, list(axes.flat[:n])
 
 
-def _per_example(per_example: pd.DataFrame, attack: str, method: str) -> pd.Series:
+def _per_example(per_example: pd.DataFrame, attack: str, method: str, column: str = "accuracy") -> pd.Series:
     df = per_example[(per_example["attack"] == attack) & (per_example["method"] == method)]
-    return df.set_index("example_id")["accuracy"]
+    return df.set_index("example_id")[column]
+
+
+def moved(after: np.ndarray, before: np.ndarray, n: np.ndarray, z: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
+    """Which examples got worse (after > before) and better, beyond the sampling noise of two
+    per-example accuracies over n trials each: |after - before| > z * sqrt(a(1-a)/n + b(1-b)/n),
+    with each accuracy kept at least 1/(2n) from 0 and 1. Returns two boolean arrays."""
+    lo = 1 / (2 * n)
+    a, b = np.clip(after, lo, 1 - lo), np.clip(before, lo, 1 - lo)
+    se = np.sqrt(a * (1 - a) / n + b * (1 - b) / n)
+    return after - before > z * se, before - after > z * se
 
 
 # 1. population vs per-example ---------------------------------------------------------------
@@ -110,7 +121,7 @@ def _per_example(per_example: pd.DataFrame, attack: str, method: str) -> pd.Seri
 def attack_accuracy(summary: pd.DataFrame, stem: str) -> None:
     """Accuracy and TPR at 1% FPR of each attack on each method, with 95% bootstrap intervals."""
     methods = method_order(summary["method"].tolist())
-    attacks = [a for a in MAIN_ATTACKS if a in set(summary["attack"])]
+    attacks = [a for a in (*MAIN_ATTACKS, *LM_ATTACKS) if a in set(summary["attack"])]
     fig, axes = plt.subplots(2, 1, figsize=(2.0 + 1.15 * len(methods), 7.0))
     width = 0.8 / max(1, len(attacks))
     x = np.arange(len(methods))
@@ -168,6 +179,9 @@ def per_example_distribution(
     for body, i in zip(parts["bodies"], keep, strict=True):
         body.set_facecolor(colours[methods[i]])
         body.set_alpha(0.6)
+    for key in ("cmedians", "cmins", "cmaxes", "cbars"):
+        parts[key].set_color("k")
+        parts[key].set_linewidth(0.8)
     ax.axhline(0.5, color="k", ls="--", lw=0.8, label="chance (0.5)")
     ax.set_xticks(np.arange(1, len(methods) + 1), [_tick(m) for m in methods], fontsize=8)
     ax.set_xlabel("unlearning method")
@@ -235,24 +249,48 @@ def before_after(per_example: pd.DataFrame, stem: str, order: Sequence[str] = ()
     rows = []
     rng = np.random.default_rng(0)
     for ax, m in zip(axes, methods, strict=True):
-        after = _per_example(per_example, "ulira", m)
-        b, a = before.align(after, join="inner")
-        ok = b.notna() & a.notna()
-        b, a = b[ok].to_numpy(), a[ok].to_numpy()
-        worse, better = float(np.mean(a > b)) if len(a) else np.nan, float(np.mean(a < b)) if len(a) else np.nan
-        rows.append({"method": m, "share_worse": worse, "share_better": better, "n_examples": len(a)})
+        row, b, a = _shares(per_example, "ulira", m, before)
+        rows.append({"method": m, **row})
+        worse, better = row["share_worse"], row["share_better"]
         jitter = rng.uniform(-0.008, 0.008, (2, len(a)))
         ax.scatter(b + jitter[0], a + jitter[1], s=6, alpha=0.35, color=colours[m], linewidths=0)
         ax.plot([0, 1], [0, 1], color="k", lw=0.8, ls="--")
         ax.set_xlim(0, 1.0)
         ax.set_ylim(0, 1.0)
-        ax.set_xlabel("before: LiRA accuracy on the originals")
+        ax.set_xlabel("before: U-LiRA accuracy on the originals")
         ax.set_ylabel("after: U-LiRA accuracy")
-        ax.set_title(f"{_label(m)}\n{100 * worse:.0f}% worse, {100 * better:.0f}% better")
-    fig.suptitle("Each forget example's vulnerability before and after unlearning (above the diagonal: worse)")
+        ax.set_title(
+            f"{_label(m)}\n{100 * worse:.0f}% worse, {100 * better:.0f}% better beyond noise\n"
+            f"({100 * row['share_worse_any']:.0f}% worse at all)",
+            fontsize=8,
+        )
+    fig.suptitle(
+        "Each forget example's vulnerability before (the none control: originals against retrains) and after "
+        "unlearning\n(above the diagonal: worse; 'beyond noise': by more than two standard errors of the two "
+        "accuracies)"
+    )
     fig.tight_layout()
     _save(fig, stem)
     return pd.DataFrame(rows)
+
+
+def _shares(per_example: pd.DataFrame, attack: str, method: str, before: pd.Series):
+    """Shares of examples worse and better than ``before`` (beyond noise, and at all), and the
+    aligned (before, after) accuracies."""
+    after = _per_example(per_example, attack, method)
+    n = _per_example(per_example, attack, method, "n_trials")
+    b, a = before.align(after, join="inner")
+    ok = (b.notna() & a.notna()).to_numpy()
+    b, a, n = b.to_numpy()[ok], a.to_numpy()[ok], n.reindex(b.index).to_numpy(float)[ok]
+    worse, better = moved(a, b, n)
+    share = (lambda x: float(np.mean(x))) if len(a) else (lambda x: np.nan)
+    row = {
+        "share_worse": share(worse),
+        "share_better": share(better),
+        "share_worse_any": share(a > b),
+        "n_examples": len(a),
+    }
+    return row, b, a
 
 
 # 4. the retained examples ---------------------------------------------------------------------
@@ -267,18 +305,10 @@ def retained_change(per_example: pd.DataFrame, stem: str, order: Sequence[str] =
     before = _per_example(per_example, "lira_retained", "none")
     changes, rows = [], []
     for m in methods:
-        b, a = before.align(_per_example(per_example, "lira_retained", m), join="inner")
-        d = (a - b).dropna().to_numpy()
+        row, b, a = _shares(per_example, "lira_retained", m, before)
+        d = a - b
         changes.append(d)
-        rows.append(
-            {
-                "method": m,
-                "share_worse": float(np.mean(d > 0)) if len(d) else np.nan,
-                "share_better": float(np.mean(d < 0)) if len(d) else np.nan,
-                "mean_change": float(np.mean(d)) if len(d) else np.nan,
-                "n_examples": len(d),
-            }
-        )
+        rows.append({"method": m, **row, "mean_change": float(np.mean(d)) if len(d) else np.nan})
     fig, ax = plt.subplots(figsize=(1.8 + 1.4 * max(1, len(methods)), 3.8))
     keep = [i for i, d in enumerate(changes) if len(d)]
     if keep:
@@ -291,7 +321,8 @@ def retained_change(per_example: pd.DataFrame, stem: str, order: Sequence[str] =
             parts[key].set_linewidth(0.8)
     for i, r in enumerate(rows):
         ax.annotate(
-            f"{100 * r['share_worse']:.0f}% worse\nmean {r['mean_change']:+.3f}",
+            f"{100 * r['share_worse']:.0f}% worse\nbeyond noise\n({100 * r['share_worse_any']:.0f}% at all)\n"
+            f"mean {r['mean_change']:+.3f}",
             (i + 1, 1.0),
             xycoords=("data", "axes fraction"),
             ha="center",
@@ -361,15 +392,16 @@ def reach(reach: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> pd.DataF
         f = reach.loc[reach["method"] == m, "reach_fraction"].to_numpy(float)
         if not len(f):
             continue
-        xs = np.linspace(0, 1, 101)
+        xs = np.unique(np.r_[0.0, f[np.isfinite(f) & (f <= 1)], 1.0])
         ys = [(f <= x).mean() for x in xs]
+        xs, ys = np.r_[xs, 1.02], np.r_[ys, ys[-1]]  # the last step has a visible width
         done = float(np.isfinite(f).mean())
         rows.append({"method": m, "share_reached": done, "median_reach_fraction": float(np.median(f))})
         ax.step(xs, ys, where="post", color=colours[m], lw=1.5, label=f"{m} ({100 * done:.0f}% reach it)")
     ax.set_xlabel("share of the unlearning run (optimiser steps)")
     ax.set_ylabel("share of forget examples at or below\ntheir retrain mean phi")
     ax.set_ylim(0, 1.02)
-    ax.set_xlim(0, 1)
+    ax.set_xlim(0, 1.02)
     ax.set_title("Examples are unlearned at different rates")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
     _save(fig, stem)
@@ -438,8 +470,14 @@ def roc(roc: pd.DataFrame, stem: str) -> None:
         for a, label in ATTACK_LABELS.items():
             c = r[r["attack"] == a].sort_values("fpr")
             if len(c):
+                retained = a == "lira_retained"  # members vs non-members among the kept examples
                 ax.loglog(
-                    c["fpr"].clip(lower=1e-5), c["tpr"].clip(lower=1e-5), color=ATTACK_COLOURS[a], lw=1.2, label=label
+                    c["fpr"].clip(lower=1e-5),
+                    c["tpr"].clip(lower=1e-5),
+                    color=ATTACK_COLOURS[a],
+                    lw=1.0 if retained else 1.2,
+                    ls=":" if retained else "-",
+                    label=f"{label} (members vs non-members)" if retained else label,
                 )
         ax.loglog([1e-5, 1], [1e-5, 1], color="k", ls="--", lw=0.8, label="chance")
         ax.set_xlim(1e-4, 1)
@@ -479,12 +517,17 @@ def figures(
     if "protected_examples" not in skip:
         protected_examples(pe, pd.read_parquet(examples), str(out / "protected_examples"))
     shares = before_after(pe, str(out / "before_after"), order=order).rename(
-        columns={"share_worse": "forget_share_worse", "share_better": "forget_share_better"}
+        columns={
+            "share_worse": "forget_share_worse",
+            "share_better": "forget_share_better",
+            "share_worse_any": "forget_share_worse_any",
+        }
     )
     kept = retained_change(pe, str(out / "retained_change"), order=order).rename(
         columns={
             "share_worse": "retained_share_worse",
             "share_better": "retained_share_better",
+            "share_worse_any": "retained_share_worse_any",
             "mean_change": "retained_mean_change",
         }
     )

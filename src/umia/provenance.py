@@ -6,6 +6,7 @@ collects the distinct stamps; the report's summary page shows them with ``descri
 
 from __future__ import annotations
 
+import hashlib
 import json
 import platform
 import subprocess
@@ -41,14 +42,26 @@ def job(device) -> str:
             "cuda": torch.version.cuda if device.type == "cuda" else None,
             "host": platform.node(),
             "umia": umia.__version__,
+            "source": source_hash(),
         },
         sort_keys=True,
     )
 
 
+def source_hash(root: str | Path | None = None) -> str:
+    """A short sha256 over the source files under ``root`` (default: the umia package): it names
+    the code that ran even in a checkout with local edits."""
+    root = Path(root or Path(__file__).parent)
+    digest = hashlib.sha256()
+    for f in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".smk", ".yaml", ".rst") and p.is_file()):
+        digest.update(f.relative_to(root).as_posix().encode())
+        digest.update(f.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def code_version(path: str | Path | None = None) -> str:
     """umia's version, with the git commit of the workflow (and '-dirty' for local edits) when
-    the workflow is a git checkout."""
+    the workflow is a git checkout, and the hash of the source that ran (``source_hash``)."""
     here = Path(path or Path(__file__).parent)
     try:
         commit = subprocess.run(
@@ -60,7 +73,8 @@ def code_version(path: str | Path | None = None) -> str:
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
-    return f"umia {umia.__version__}" + (f" (git {commit})" if commit else "")
+    version = f"umia {umia.__version__}" + (f" (git {commit})" if commit else "") + f", package sha256 {source_hash()}"
+    return version + (f", workflow sha256 {source_hash(Path(path).parent)}" if path else "")
 
 
 def packages() -> dict[str, str]:

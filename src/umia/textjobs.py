@@ -27,7 +27,7 @@ from umia import io, lm, plan, provenance, text
 from umia.data import _check_sha256
 from umia.score import scores_frame
 from umia.train import cpu_state, load_models, save_models
-from umia.unlearn import probe_points, trajectory_frame
+from umia.unlearn import finish_trajectory, probe_points, trajectory_frame
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +345,7 @@ def unlearn_text_shard(
         s = bench.score(model)
         what = f"{method} model {model_id}: forgot {len(forget_ids)} reviews ({probe.steps} steps)"
         _log_model(what, bench, s, train & ~forget, seconds)
-        trajectory.append((model_id, forget_ids, rate_points, probe.steps, probe.planned, s["phi"][None, forget_ids]))
+        finish_trajectory(trajectory, model_id, forget_ids, rate_points, probe, s["phi"][None, forget_ids])
         f, st = _frames(bench, s, model_id, "unlearned", method)
         frames.append(f)
         stats.append(st)

@@ -455,7 +455,7 @@ def unlearn_shard(
             test_accuracy(bench, model),
         )
         scored = score_model(bench, model, views)
-        trajectory.append((model_id, forget_ids, rate_points, probe.steps, probe.planned, scored["phi"][:, forget_ids]))
+        finish_trajectory(trajectory, model_id, forget_ids, rate_points, probe, scored["phi"][:, forget_ids])
         frames.append(scores_frame(scored, bench, model_id, "unlearned", method, views))
         if out_ckpt:
             out_states[model_id] = cpu_state(model)
@@ -475,6 +475,18 @@ def unlearn_shard(
                 "config_hash": config_hash,
             },
         )
+
+
+def finish_trajectory(
+    records: list, model_id: int, ids: np.ndarray, rate_points: int, probe: Probe, phi: np.ndarray
+) -> None:
+    """Add a model's last point (the unlearned model's phi: (V, n)), and the same phi at every
+    middle point its run never reached: a run that stopped early (or planned fewer steps than
+    points) no longer changes the model, so its state at those points is the final one."""
+    seen = {r[2] for r in records if r[0] == model_id}
+    for point in range(1, rate_points + 1):
+        if point not in seen:
+            records.append((model_id, ids, point, probe.steps, probe.planned, phi))
 
 
 def trajectory_frame(records: list, method: str, views: Sequence[str], rate_points: int) -> pd.DataFrame:

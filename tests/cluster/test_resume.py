@@ -41,7 +41,8 @@ def test_growing_n_reuses_every_finished_model(tmp_path, local_run):
     results = tmp_path / "results"
     run(snakemake_cmd(results, "--cores", "2", config=("n_models=4",)))
     first = {p: p.stat().st_mtime_ns for p in (results / "small/shards").rglob("*.parquet")}
-    assert len(first) == 4  # original, retrain and two methods: one shard each
+    # scores of original, retrain and two methods, and the two methods' trajectories: one shard each
+    assert len(first) == 6
     proc = run(snakemake_cmd(results, "--cores", "2"))
     for p, t in first.items():
         assert p.stat().st_mtime_ns == t, f"{p} was recomputed"

@@ -58,12 +58,14 @@ def _tables(rng):
     """Synthetic tables of the shapes the workflow writes: 40 candidates, 60 retained examples."""
     cand, kept = np.arange(40), np.arange(40, 100)
     before = rng.uniform(0.5, 0.9, len(cand))
+    before[:10] = 0.5
     per_ex = []
     for m in METHODS:
         after = {"none": before, "retrain": np.full(len(cand), 0.5)}.get(m, before + rng.normal(0, 0.1, len(cand)))
-        # finetune: exactly the first 10 candidates get worse than the originals, the rest better
+        # finetune: the first 10 candidates get much worse than on the originals (0.5 -> 0.95, far
+        # beyond the noise of 32 trials), the other 30 a little better (-0.05, within the noise)
         if m == "finetune":
-            after = np.where(cand < 10, before + 0.05, before - 0.05)
+            after = np.where(cand < 10, 0.95, before - 0.05)
         per_ex.append(pd.DataFrame({"method": m, "attack": "ulira", "example_id": cand, "accuracy": after}))
         retained = 0.6 + (0.02 if m == "finetune" else 0.0) * (kept < 70)  # finetune: 30 of 60 worse
         per_ex.append(pd.DataFrame({"method": m, "attack": "lira_retained", "example_id": kept, "accuracy": retained}))
@@ -155,8 +157,9 @@ def test_figures_from_tables_alone(tmp_path):
             assert f.stat().st_size > 5000, f
     f = found.set_index("method")
     assert list(found["method"]) == METHODS[1:]  # the config's order, controls first; none is the baseline
-    assert f.loc["finetune", "forget_share_worse"] == 0.25 and f.loc["finetune", "forget_share_better"] == 0.75
-    assert f.loc["finetune", "retained_share_worse"] == 0.5
+    assert f.loc["finetune", "forget_share_worse"] == 0.25 and f.loc["finetune", "forget_share_worse_any"] == 0.25
+    assert f.loc["finetune", "forget_share_better"] == 0  # 0.05 is within the noise of 32 trials
+    assert f.loc["finetune", "retained_share_worse_any"] == 0.5 and f.loc["finetune", "retained_share_worse"] == 0
     assert f.loc["finetune", "retained_mean_change"] == pytest.approx(0.01)
     assert f.loc["retrain", "retained_share_worse"] == 0
     assert f.loc["finetune", "share_reached"] == 0.75
@@ -213,7 +216,7 @@ def test_summary_page_shows_tables_and_provenance(tmp_path):
     page = out.read_text()
     assert "NVIDIA H100 80GB HBM3" in page and "<td>2</td>" in page  # the device, carried by 2 files
     assert "0.600 [0.590, 0.610]" in page  # accuracy with its interval
-    assert page.count("class='ok'") == 2 and "FAILS" not in page
+    assert page.count("class='ok'") == 4 and "FAILS" not in page  # 3 attacks on retrain, and none
     assert "per_example_stop" in page and "torch" in page and "umia 0.1.0" in page
 
 
@@ -233,3 +236,13 @@ def test_protected_examples_show_reviews_for_text(tmp_path):
     )
     plots.protected_examples(per_ex, reviews, str(tmp_path / "pe"))
     assert (tmp_path / "pe.png").stat().st_size > 5000 and (tmp_path / "pe.pdf").exists()
+
+
+def test_moved_counts_only_changes_beyond_the_noise():
+    n = np.full(4, 100.0)
+    # se of 0.5 vs 0.5 over 100 trials each: sqrt(0.0025 + 0.0025) = 0.0707; two of them: 0.141
+    worse, better = plots.moved(np.array([0.65, 0.6, 0.35, 0.5]), np.full(4, 0.5), n)
+    assert worse.tolist() == [True, False, False, False] and better.tolist() == [False, False, True, False]
+    # 1 is taken as 1 - 1/128 over 64 trials: 1.0 vs 0.9 is beyond 2 se (0.078), 1.0 vs 0.95 is not (0.059)
+    worse, _ = plots.moved(np.array([1.0, 1.0]), np.array([0.9, 0.95]), np.array([64.0, 64.0]))
+    assert worse.tolist() == [True, False]

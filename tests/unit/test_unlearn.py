@@ -23,7 +23,7 @@ from umia.config import METHODS as CONFIG_METHODS
 from umia.data import prepare
 from umia.score import phi_loss, phi_of
 from umia.train import Recipe, Workbench, fit
-from umia.unlearn import METHODS, probe_points, saliency_mask, trajectory_frame
+from umia.unlearn import METHODS, Probe, finish_trajectory, probe_points, saliency_mask, trajectory_frame
 
 SETTINGS = {
     "finetune": dict(epochs=30, lr=0.3, batch_size=64),
@@ -186,3 +186,14 @@ def test_trajectory_frame_long_format():
     assert list(df["fraction"]) == [0, 0, 0, 0, 1, 1, 1, 1]
     assert list(df["phi"]) == [1, 2, 3, 4, 0.5, 0, 1, 1]
     assert list(df["step"][4:]) == [7] * 4 and list(df["total_steps"][4:]) == [10] * 4
+
+
+def test_finish_trajectory_fills_the_points_a_stopped_run_never_reached():
+    ids = np.array([3, 5])
+    records = [(7, ids, 0, 0, 0, np.zeros((1, 2))), (7, ids, 1, 10, 100, np.ones((1, 2)))]
+    final = np.full((1, 2), 2.0)
+    finish_trajectory(records, 7, ids, 4, Probe(steps=30, planned=100), final)
+    assert [r[2] for r in records] == [0, 1, 2, 3, 4]
+    assert all(r[3] == 30 and r[5] is final for r in records[2:])  # the stopped run's last state
+    df = trajectory_frame(records, "m", ["identity"], 4)
+    assert list(df["fraction"]) == [0, 0, 0.25, 0.25, 0.5, 0.5, 0.75, 0.75, 1, 1]

@@ -63,6 +63,7 @@ rule report_page:
         summary=f"{R}/tables/summary.csv",
         findings=f"{R}/tables/findings.csv",
         scores=SCORES,
+        candidates=CANDIDATES,
     output:
         report(f"{R}/report/summary.html", caption="../report/summary.rst", category="0. Summary and provenance"),
     log:

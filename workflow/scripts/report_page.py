@@ -1,3 +1,5 @@
+import pyarrow.parquet as pq
+
 from umia.logs import setup_logging
 from umia.report import summary_page
 
@@ -9,4 +11,5 @@ summary_page(
     config=snakemake.config,
     out=snakemake.output[0],
     workflow_dir=snakemake.scriptdir,
+    n_candidates=pq.read_metadata(snakemake.input.candidates).num_rows,
 )
