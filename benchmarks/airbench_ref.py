@@ -3,9 +3,13 @@
 own recipe, timed the way train_speed.py times ours (network built, whitening initialised and
 trained, CUDA synchronised; evaluation excluded), after one warm-up training; interleaved, half by
 half, with our fastcnn recipes (the config's, or --variant ones), so that both see the same state
-of the card.
+of the card. A recipe with ``stack=K`` trains K halves at once (one stack per repeat); its time
+a model is the stack's over K, its accuracy the mean of the K.
 
-usage: python benchmarks/airbench_ref.py --data cifar10.npz [--repeats 4] [--full]
+``--synthetic`` writes random images and labels of CIFAR-10's shapes instead of reading --data:
+for timing where the real data cannot be had (accuracies are then chance).
+
+usage: python benchmarks/airbench_ref.py (--data cifar10.npz | --synthetic) [--repeats 4] [--full]
        [--config config/cifar10.yaml] [--variant NAME:key=value,... ...] [--no-ours]
 
 Accuracy is reported plain, with mirror TTA (the mean logits of the image and its mirror image;
@@ -30,7 +34,7 @@ import yaml
 from umia import plan
 from umia.config import _scalar, load_schema, resolve
 from umia.data import prepare
-from umia.train import Recipe, Workbench, fit, test_accuracy
+from umia.train import Recipe, Workbench, fit_stacked, test_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,9 +54,24 @@ def our_recipes(config: str, variants: list[str], data: str) -> tuple[dict, list
     return cfg, runs
 
 
+def synthetic_cifar(folder: str) -> str:
+    """A .npz of uniform random uint8 images and labels with CIFAR-10's shapes; returns its path."""
+    rng = np.random.default_rng(0)
+    path = f"{folder}/synthetic-cifar10.npz"
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (50_000, 32, 32, 3), dtype=np.uint8),
+        y_train=rng.integers(0, 10, 50_000).astype(np.int64),
+        x_test=rng.integers(0, 256, (10_000, 32, 32, 3), dtype=np.uint8),
+        y_test=rng.integers(0, 10, 10_000).astype(np.int64),
+    )
+    return path
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", required=True, help="cifar10 .npz (x_train, y_train, x_test, y_test)")
+    ap.add_argument("--data", help="cifar10 .npz (x_train, y_train, x_test, y_test)")
+    ap.add_argument("--synthetic", action="store_true", help="time on random data of CIFAR-10's shapes")
     ap.add_argument("--repeats", type=int, default=4)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--full", action="store_true", help="also time one run on the full 50k")
@@ -60,6 +79,10 @@ def main() -> None:
     ap.add_argument("--variant", action="append", default=[], help="NAME:key=value,... (repeatable)")
     ap.add_argument("--no-ours", action="store_true", help="time airbench only")
     args = ap.parse_args()
+    if args.synthetic:
+        args.data = synthetic_cifar(tempfile.mkdtemp())
+    elif not args.data:
+        ap.error("give --data cifar10.npz or --synthetic")
     args.data = os.path.abspath(args.data)
     bench, ours = None, []
     if not args.no_ours:
@@ -120,15 +143,22 @@ def main() -> None:
         if not isinstance(r, int):
             continue
         for label, rec in ours:
-            keep = torch.from_numpy(mask).to(bench.device)
-            x, y = bench.x_pool[keep], bench.y_pool[keep]
+            # a stack of K models trains halves rK .. rK+K-1 at once; its time per model is the stack's / K
+            ids = [r] if rec.stack == 1 else [r * rec.stack + j for j in range(rec.stack)]
             torch.cuda.synchronize()
             t0 = time.perf_counter()
-            model = bench.new_model("fastcnn", rec.width, plan.derive_seed(args.seed, "init", r), x)
-            fit(bench, model, x, y, rec, bench.generator(r))
+            nets, xs, ys, gens = [], [], [], []
+            for i in ids:
+                keep = torch.from_numpy(plan.train_mask(args.seed, i, n_pool)).to(bench.device)
+                xs.append(bench.x_pool[keep])
+                ys.append(bench.y_pool[keep])
+                nets.append(bench.new_model("fastcnn", rec.width, plan.derive_seed(args.seed, "init", i), xs[-1]))
+                gens.append(bench.generator(i))
+            fit_stacked(bench, nets, xs, ys, rec, gens)
             torch.cuda.synchronize()
-            t = time.perf_counter() - t0
-            record(label, r, len(y), t, [test_accuracy(bench, model), test_accuracy(bench, model, tta=True)])
+            t = (time.perf_counter() - t0) / len(ids)
+            accs = [[test_accuracy(bench, m), test_accuracy(bench, m, tta=True)] for m in nets]
+            record(label, r, len(ys[0]), t, [statistics.mean(a) for a in zip(*accs, strict=True)])
     print(f"\n25k halves, mean over {args.repeats} models after a warm-up, {torch.cuda.get_device_name()}")
     print("recipe        train s/model  x airbench94  test acc  mirror-TTA acc  (airbench-TTA)")
     ref = statistics.mean(t[0] for t in rows["airbench94"])

@@ -206,6 +206,11 @@ def resolve(config: Mapping, schema: Mapping) -> dict:
             f"config key 'network': {cfg['network']!r} does not fit dataset {ds['name']!r}; "
             f"use one of {', '.join(NETWORKS[ds['name']])}"
         )
+    if not text and cfg["train"].get("stack", 1) > 1 and cfg["network"] != "fastcnn":
+        raise ConfigError(
+            f"config key 'train.stack': stacking models needs network: fastcnn, not {cfg['network']!r}; "
+            "set train.stack: 1"
+        )
     if ds["path"] is not None and not Path(ds["path"]).exists():
         fix = "fix the path" if text else "fix the path or set it to null to download"
         raise ConfigError(f"config key 'dataset.path': {ds['path']} does not exist; {fix}")

@@ -43,6 +43,7 @@ class Recipe:
     bn_bias_lr_scale: float = 1.0  # BatchNorm biases: learning rate x this, same decay per step
     whiten_bias_epochs: float | None = None  # fastcnn: train the stem's bias this long; None = always
     lookahead: int = 0  # every this many steps pull the weights to a slow average (0 = off)
+    stack: int = 1  # fastcnn: train this many models at once (grouped convolutions); same results
 
     @classmethod
     def from_mapping(cls, m: Mapping) -> Recipe:
@@ -240,7 +241,41 @@ def fit(
     bench: Workbench, model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, gen: torch.Generator
 ) -> None:
     """Train ``model`` on (x, y) on the device. One host sync per epoch (the logged loss)."""
-    n = len(x)
+    _fit(bench, model, [x], [y], recipe, [gen])
+
+
+def fit_stacked(
+    bench: Workbench,
+    nets: Sequence[models.FastCNN],
+    xs: Sequence[torch.Tensor],
+    ys: Sequence[torch.Tensor],
+    recipe: Recipe,
+    gens: Sequence[torch.Generator],
+) -> None:
+    """Train FastCNN ``nets[k]`` on (xs[k], ys[k]) with generator gens[k], all at once as one
+    ``StackedFastCNN``: the same updates as ``fit`` on each (each model its own batches, augmentation
+    and order; the loss is the sum of the models' losses, so no gradient crosses models), up to
+    floating-point rounding. The models share the number of steps of the smallest set."""
+    if len(nets) == 1:
+        return fit(bench, nets[0], xs[0], ys[0], recipe, gens[0])
+    stacked = models.StackedFastCNN(list(nets))
+    if bench.device.type == "cuda":
+        stacked = stacked.to(memory_format=torch.channels_last)
+    _fit(bench, stacked, xs, ys, recipe, gens)
+    stacked.unstack(list(nets))
+
+
+def _fit(
+    bench: Workbench,
+    model: nn.Module,
+    xs: Sequence[torch.Tensor],
+    ys: Sequence[torch.Tensor],
+    recipe: Recipe,
+    gens: Sequence[torch.Generator],
+) -> None:
+    """The training loop of ``fit`` (one model) and ``fit_stacked`` (a StackedFastCNN of len(xs))."""
+    k = len(xs)
+    n = min(len(x) for x in xs)
     bs = min(recipe.batch_size, n)
     steps_per_epoch = n // bs  # full batches only: one input shape, so cuDNN tunes once per job
     total = max(1, round(recipe.epochs * steps_per_epoch))
@@ -259,32 +294,45 @@ def fit(
     )
     lookahead = Lookahead(model, recipe.lookahead, total) if recipe.lookahead else None
     stem_bias, freeze_at = None, total
-    if isinstance(model, models.FastCNN) and recipe.whiten_bias_epochs is not None:
+    if isinstance(model, (models.FastCNN, models.StackedFastCNN)) and recipe.whiten_bias_epochs is not None:
         stem_bias, freeze_at = model.whiten.bias, round(recipe.whiten_bias_epochs * steps_per_epoch)
         stem_bias.requires_grad_(freeze_at > 0)
-    if cuda:
-        x = x.to(torch.bfloat16)  # what autocast feeds the first convolution anyway: half the traffic
-    aug = EpochAugmenter(x, gen, recipe.flip, recipe.translate, recipe.alt_flip)
+    if cuda:  # what autocast feeds the first convolution anyway: half the traffic
+        xs = [x.to(torch.bfloat16) for x in xs]
+    augs = [EpochAugmenter(x, g, recipe.flip, recipe.translate, recipe.alt_flip) for x, g in zip(xs, gens, strict=True)]
+    used = steps_per_epoch * bs
     model.train()
     step, epoch = 0, 0
     while step < total:
-        xa = aug.next()
-        perm = torch.randperm(n, generator=gen, device=x.device)
-        loss_sum = torch.zeros((), device=x.device)
-        for i in range(0, steps_per_epoch * bs, bs):
+        # each model's augmented, shuffled epoch (its own generator), side by side along channels
+        xe, ye = [], []
+        for aug, x, y, g in zip(augs, xs, ys, gens, strict=True):
+            xa = aug.next()
+            perm = torch.randperm(len(x), generator=g, device=x.device)[:used]
+            xe.append(xa[perm])
+            ye.append(y[perm])
+        xe = xe[0] if k == 1 else torch.cat(xe, dim=1)  # (used, K*C, H, W)
+        ye = ye[0] if k == 1 else torch.stack(ye, dim=1)  # (used, K)
+        loss_sum = torch.zeros((), device=xe.device)
+        for i in range(0, used, bs):
             if step >= total:
                 break
             if stem_bias is not None and step == freeze_at:
                 stem_bias.requires_grad_(False)
-            idx = perm[i : i + bs]
             with bench.autocast:
-                logits = model(xa[idx])
-            loss = F.cross_entropy(logits.float(), y[idx], label_smoothing=recipe.label_smoothing)
+                logits = model(xe[i : i + bs])  # (B, classes) or (B, K, classes)
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).float(),
+                ye[i : i + bs].reshape(-1),
+                label_smoothing=recipe.label_smoothing,
+            )
+            if k > 1:
+                loss = loss * k  # the sum of the K models' mean losses
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += loss.detach()
+            loss_sum += loss.detach() / k
             step += 1
             if lookahead is not None:
                 lookahead.step(step)
@@ -350,29 +398,36 @@ def train_shard(
         raise ValueError(f"stage must be original or retrain, not {stage!r}")
     bench = Workbench(data, candidates, device, config_hash, threads)
     rec = Recipe.from_mapping(recipe)
+    stack = rec.stack if network == "fastcnn" else 1
+    ids = plan.shard_models(shard, shard_size)
     frames, states = [], {}
-    for model_id in plan.shard_models(shard, shard_size):
-        train, forget = bench.masks(seed, model_id)
-        keep = train & ~forget if stage == "retrain" else train
-        x, y = bench.x_pool[keep], bench.y_pool[keep]
+    for chunk in (ids[i : i + stack] for i in range(0, len(ids), stack)):
         t0 = time.perf_counter()
-        model = bench.new_model(network, rec.width, plan.derive_seed(seed, "init", model_id), x)
-        fit(bench, model, x, y, rec, bench.generator(plan.derive_seed(seed, "order", model_id)))
+        nets, xs, ys, gens = [], [], [], []
+        for model_id in chunk:
+            train, forget = bench.masks(seed, model_id)
+            keep = train & ~forget if stage == "retrain" else train
+            xs.append(bench.x_pool[keep])
+            ys.append(bench.y_pool[keep])
+            nets.append(bench.new_model(network, rec.width, plan.derive_seed(seed, "init", model_id), xs[-1]))
+            gens.append(bench.generator(plan.derive_seed(seed, "order", model_id)))
+        fit_stacked(bench, nets, xs, ys, rec, gens)
         if bench.device.type == "cuda":
             torch.cuda.synchronize()
-        t_train = time.perf_counter() - t0
-        log.info(
-            "%s model %d: %d examples, %.2f s, test accuracy %.4f",
-            stage,
-            model_id,
-            len(y),
-            t_train,
-            test_accuracy(bench, model),
-        )
-        method = "none" if stage == "original" else "retrain"
-        frames.append(scores_frame(score_model(bench, model, views), bench, model_id, stage, method, views))
-        if out_ckpt:
-            states[model_id] = cpu_state(model)
+        t_train = (time.perf_counter() - t0) / len(chunk)
+        for model_id, model, y in zip(chunk, nets, ys, strict=True):
+            log.info(
+                "%s model %d: %d examples, %.2f s, test accuracy %.4f",
+                stage,
+                model_id,
+                len(y),
+                t_train,
+                test_accuracy(bench, model),
+            )
+            method = "none" if stage == "original" else "retrain"
+            frames.append(scores_frame(score_model(bench, model, views), bench, model_id, stage, method, views))
+            if out_ckpt:
+                states[model_id] = cpu_state(model)
     stamp = provenance.job(bench.device)
     io.write_table(pd.concat(frames, ignore_index=True), out_scores, io.SCORES, config_hash, stamp)
     if out_ckpt:

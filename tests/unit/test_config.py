@@ -137,6 +137,14 @@ def test_shard_multiple_message_names_shard_size(raw_config, schema):
     assert "shard_size" in _error(raw_config, schema)
 
 
+def test_stack_needs_fastcnn(raw_config, schema):
+    raw_config["train"] = {**raw_config.get("train", {}), "stack": 4}
+    with pytest.raises(ConfigError, match="'train.stack': stacking models needs network: fastcnn, not 'mlp'"):
+        resolve(raw_config, schema)
+    raw_config["train"]["stack"] = 0
+    assert _error(raw_config, schema) == "config key 'train.stack': 0 out of range; it must be >= 1"
+
+
 def test_candidate_limit_is_half_the_pool(raw_config, schema):
     """Each model trains on half of the pool, so at most n_pool // 2 random candidates."""
     raw_config["dataset"] = {"name": "digits", "test_fraction": 0.25}
