@@ -8,6 +8,7 @@
 #                                       study of the fast-GPU issue, N=32, 3 methods + controls)
 #   GPU_JOBS=2                          model jobs sharing the GPU at once
 #   AIRBENCH=1                          first time airbench94 and our recipe on 25k halves
+#   REF_ARGS="--variant e12:epochs=12"   more arguments to airbench_ref.py (other recipes to time)
 #   WORKFLOW_LIMIT=480                  seconds Snakemake may run (a rerun resumes where it stopped)
 set -euo pipefail
 STUDY=${STUDY:-benchmarks/cifar10-gpu.yaml}
@@ -23,7 +24,7 @@ log=$OUT/bench.txt  # what comes back: bench.txt, snakemake.log, report.html, re
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$log"
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__)" | tee -a "$log"
 if [ -n "${AIRBENCH:-}" ]; then
-  python3 benchmarks/airbench_ref.py --data /root/cifar10.npz --repeats "${REPEATS:-4}" 2>&1 | grep -v INFO | tee -a "$log"
+  python3 benchmarks/airbench_ref.py --data /root/cifar10.npz --repeats "${REPEATS:-4}" ${REF_ARGS:-} 2>&1 | grep -v INFO | tee -a "$log"
 fi
 cfg=(--configfile config/cifar10.yaml "$STUDY")
 r=$(python3 -c "import yaml,sys; c={**yaml.safe_load(open('config/cifar10.yaml')), **yaml.safe_load(open('$STUDY'))}; print(c.get('results_dir','results') + '/' + c['experiment'])")

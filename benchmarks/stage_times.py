@@ -28,6 +28,7 @@ STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 MODEL_DONE = re.compile(
     r"(?:original|retrain) model \d+: .* test accuracy ([\d.]+)|model \d+: forgot .* test accuracy ([\d.]+)"
 )
+TTA = re.compile(r"\(mirror-TTA ([\d.]+)\)")
 CPU_STAGES = ("gather", "gather_trajectory", "attacks", "rates", "figures", "report_page")
 PLAN_STAGES = ("prepare_data", "candidates", "membership", "examples")
 
@@ -38,7 +39,7 @@ def _seconds(path: Path) -> float:
 
 def model_job(log: Path, bench: Path) -> dict:
     """Start-up, per-model time and accuracies of one model job, from its log and benchmark."""
-    times, accs = [], []
+    times, accs, tta = [], [], []
     first = None
     for line in log.read_text().splitlines():
         m = STAMP.match(line)
@@ -50,11 +51,13 @@ def model_job(log: Path, bench: Path) -> dict:
         if d:
             times.append(t)
             accs.append(float(d.group(1) or d.group(2)))
+            if m_tta := TTA.search(line):
+                tta.append(float(m_tta.group(1)))
     total = _seconds(bench)
     steady = float(np.mean(np.diff(times))) if len(times) > 1 else float("nan")
     # the job's wall time minus (models - 1) steady models: start-up, first model's tuning, writing
     startup = total - steady * (len(times) - 1) if len(times) > 1 else total
-    return {"total": total, "models": len(times), "steady": steady, "startup": startup, "accuracy": accs}
+    return {"total": total, "models": len(times), "steady": steady, "startup": startup, "accuracy": accs, "tta": tta}
 
 
 def stage_table(run: Path) -> tuple[pd.DataFrame, dict]:
@@ -66,12 +69,13 @@ def stage_table(run: Path) -> tuple[pd.DataFrame, dict]:
         for bench in sorted((run / "benchmarks").glob(pattern)):
             log = run / "logs" / "train" / (bench.stem + ".log")
             j = model_job(log, bench)
-            rows.append({"stage": stage, **{k: v for k, v in j.items() if k != "accuracy"}})
+            rows.append({"stage": stage, **{k: v for k, v in j.items() if k not in ("accuracy", "tta")}})
             accuracy[stage] += j["accuracy"]
+            accuracy[f"{stage}, mirror-TTA"] += j["tta"]
     for bench in sorted((run / "benchmarks" / "unlearn").glob("*.tsv")):
         method = bench.stem.rsplit("-shard-", 1)[0]
         j = model_job(run / "logs" / "unlearn" / (bench.stem + ".log"), bench)
-        rows.append({"stage": f"unlearn {method}", **{k: v for k, v in j.items() if k != "accuracy"}})
+        rows.append({"stage": f"unlearn {method}", **{k: v for k, v in j.items() if k not in ("accuracy", "tta")}})
         accuracy[f"unlearn {method}"] += j["accuracy"]
     for stage in PLAN_STAGES + CPU_STAGES:
         bench = run / "benchmarks" / f"{stage}.tsv"
@@ -153,8 +157,10 @@ def main() -> None:
     print(f"run: {a.run}  (N={n}, {methods} methods besides the controls)\n")
     print("model jobs (seconds; steady = per model after the first, start-up = the rest of the job):")
     print(df[df["models"] > 0].round(2).to_string(index=False))
-    print("\nmean test accuracy of the models (plain, no test-time augmentation):")
+    print("\nmean test accuracy of the models (plain, and with mirror TTA where the job logs it):")
     for stage, a_ in acc.items():
+        if not a_:
+            continue
         print(f"  {stage:28s} {100 * np.mean(a_):6.2f}%  (min {100 * np.min(a_):.2f}%, {len(a_)} models)")
     import yaml
 

@@ -17,7 +17,9 @@ Each (example, model) pair is one trial. Target models are held out by K-fold ov
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -509,8 +511,10 @@ def run(
     seed: int = 0,
     n_bootstrap: int = 100,
     lm_stats: pd.DataFrame | pa.Table | None = None,
+    threads: int = 0,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Every attack on every method (controls included). Returns (summary, per_example, roc).
+    """Every attack on every method (controls included), the methods on up to ``threads``
+    threads (0: one a CPU core). Returns (summary, per_example, roc).
 
     On the forget candidates: U-LiRA (online, offline, fixed variance), the population Gaussian
     and the population loss U-MIA; with ``lm_stats`` (the text task's io.LM_STATS rows, columns
@@ -544,11 +548,9 @@ def run(
     if "retrain" not in cube:
         raise ValueError("the score table has no retrain models; the OUT distributions come from them")
     s_out = cube["retrain"].phi[:, :, cand].transpose(2, 0, 1)  # (c, N, V)
-    rows, per_ex, rocs = [], [], []
-    for m in ["none", "retrain", *methods]:
-        if m not in cube:
-            log.warning("method %s has no scores; left out of the tables", m)
-            continue
+
+    def one_method(m: str) -> tuple[list, list, list]:
+        rows, per_ex, rocs = [], [], []
         phi = cube[m].phi
         diverged = int((~np.isfinite(phi).all(axis=(1, 2))).sum())
         if diverged:
@@ -596,6 +598,22 @@ def run(
                 )
             )
             rocs.append(roc_points(*t.flat(), t.threshold).assign(method=m, attack=name))
+        return rows, per_ex, rocs
+
+    todo = []
+    for m in ["none", "retrain", *methods]:
+        if m not in cube:
+            log.warning("method %s has no scores; left out of the tables", m)
+        else:
+            todo.append(m)
+    # methods are independent: threads (numpy, scipy and scikit-learn release the GIL in their
+    # heavy parts) share the score cube; the tables keep the method order
+    workers = max(1, min(len(todo), threads or len(os.sched_getaffinity(0))))
+    with ThreadPoolExecutor(workers) as pool:
+        done = list(pool.map(one_method, todo))
+    rows = [r for d in done for r in d[0]]
+    per_ex = [p for d in done for p in d[1]]
+    rocs = [r for d in done for r in d[2]]
     summary = pd.DataFrame(rows)[SUMMARY_COLUMNS]
     roc = pd.concat(rocs, ignore_index=True)[["method", "attack", "fpr", "tpr"]]
     return summary, pd.concat(per_ex, ignore_index=True), roc

@@ -131,14 +131,24 @@ def attack_tables(
     seed: int,
     config_hash: str,
     lm_stats: str | None = None,
+    threads: int = 0,
 ) -> pd.DataFrame:
     """Every attack from the score table (and, for text, the LM statistics table: the population
-    zlib-ratio and Min-K% attacks) into the summary, per-example and ROC tables."""
+    zlib-ratio and Min-K% attacks) into the summary, per-example and ROC tables; the methods run
+    on up to ``threads`` threads (0: one a core)."""
     s = io.read_table(scores, io.SCORES, config_hash, columns=attacks.SCORE_COLUMNS)
     m = io.read_table(membership, io.MEMBERSHIP, config_hash).to_pandas()
     lm = None if lm_stats is None else io.read_table(lm_stats, io.LM_STATS, config_hash, columns=attacks.LM_COLUMNS)
     summary, per_example, roc = attacks.run(
-        s, m, methods, n_folds=n_folds, loss_cv_folds=loss_cv_folds, seed=seed, n_bootstrap=n_bootstrap, lm_stats=lm
+        s,
+        m,
+        methods,
+        n_folds=n_folds,
+        loss_cv_folds=loss_cv_folds,
+        seed=seed,
+        n_bootstrap=n_bootstrap,
+        lm_stats=lm,
+        threads=threads,
     )
     log.info("summary:\n%s", summary[["method", "attack", "accuracy", "auc", "tpr_at_1pct_fpr"]].to_string(index=False))
     io.write_table(per_example, out_per_example, io.PER_EXAMPLE, config_hash)

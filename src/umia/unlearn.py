@@ -25,7 +25,7 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 from umia import io, plan, provenance
 from umia.config import NEEDS_RETRAIN_SCORES
-from umia.score import phi_of, score_model, scores_frame
+from umia.score import padded, phi_of, score_model, scores_frame
 from umia.train import (
     Recipe,
     Workbench,
@@ -253,8 +253,11 @@ def saliency_mask(bench: Workbench, model: nn.Module, forget: Pair, sparsity: fl
     model.zero_grad(set_to_none=True)
     model.eval()  # batch statistics of the forget set must not leak into BN running stats
     for i in range(0, len(x), 1024):
+        xb, yb = x[i : i + 1024], y[i : i + 1024]
+        weight = (torch.arange(len(padded(yb)), device=yb.device) < len(yb)).float()  # padding counts 0
         with bench.autocast:
-            F.cross_entropy(model(x[i : i + 1024]).float(), y[i : i + 1024], reduction="sum").backward()
+            logits = model(padded(xb)).float()
+        (F.cross_entropy(logits, padded(yb), reduction="none") * weight).sum().backward()
     grads = {n: p.grad.abs() for n, p in model.named_parameters() if p.grad is not None}
     flat = torch.cat([g.flatten() for g in grads.values()])
     k = max(1, int(round(sparsity * len(flat))))

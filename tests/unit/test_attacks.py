@@ -437,6 +437,24 @@ def test_run_controls_behave():
     assert (pe.n_trials == 8).all()
 
 
+def test_run_on_threads_gives_the_tables_of_one_thread():
+    """Methods attacked on several threads: the same tables, in the method order asked for."""
+    import pandas as pd
+
+    scores, member, _ = _tables()
+    extra = []
+    for name, shift in (("m_a", 0.5), ("m_b", -0.5)):
+        s = scores[scores.method == "none"].copy()
+        s["method"], s["stage"], s["phi"] = name, "unlearned", s["phi"] + shift
+        extra.append(s)
+    scores = pd.concat([scores, *extra], ignore_index=True)
+    one = A.run(scores, member, methods=["m_b", "m_a"], n_folds=4, loss_cv_folds=3, n_bootstrap=20, threads=1)
+    many = A.run(scores, member, methods=["m_b", "m_a"], n_folds=4, loss_cv_folds=3, n_bootstrap=20, threads=4)
+    assert list(one[0].method.unique()) == ["none", "retrain", "m_b", "m_a"]
+    for a, b in zip(one, many, strict=True):
+        pd.testing.assert_frame_equal(a, b)
+
+
 def test_population_loss_compares_within_classes():
     """Forget examples are compared with test examples of their own classes only: test examples
     of classes 5-9 (no candidate has them) carry huge losses; if they entered the comparison the

@@ -21,7 +21,7 @@ import torch
 from umia import plan
 from umia.config import METHODS as CONFIG_METHODS
 from umia.data import prepare
-from umia.score import phi_loss, phi_of
+from umia.score import padded, phi_loss, phi_of
 from umia.train import Recipe, Workbench, fit
 from umia.unlearn import METHODS, Probe, finish_trajectory, probe_points, saliency_mask, trajectory_frame
 
@@ -111,6 +111,26 @@ def test_salun_changes_only_salient_weights(trained):
         moved = p0 != p1
         assert not (moved & (mask[name] == 0)).any(), name
         assert moved.any(), name
+
+
+def test_padded_forget_passes_equal_unpadded(trained):
+    """phi_of and the saliency gradient pad the forget set to a multiple of 256 rows (one cuDNN
+    plan for all models); the padding changes neither the scores nor the gradient."""
+    bench, original, forget, _ = trained
+    xf, yf = bench.x_pool[forget], bench.y_pool[forget]  # 60 rows: padded to 256
+    assert len(padded(xf)) == 256 and torch.equal(padded(xf)[60:120], xf) and len(padded(xf[:0])) == 0
+    assert len(padded(torch.zeros(512, 3))) == 512
+    model = copy.deepcopy(original).eval()
+    with torch.no_grad():
+        direct = phi_loss(model(xf), yf)[0]
+    torch.testing.assert_close(phi_of(bench, model, xf, yf, ["identity"])[0], direct)
+    model.zero_grad()
+    torch.nn.functional.cross_entropy(model(xf), yf, reduction="sum").backward()
+    grads = torch.cat([p.grad.abs().flatten() for p in model.parameters()])
+    k = int(round(0.3 * len(grads)))
+    want = grads >= torch.topk(grads, k).values.min()
+    mask = saliency_mask(bench, copy.deepcopy(original), (xf, yf), 0.3)
+    assert torch.equal(torch.cat([m.flatten() for m in mask.values()]).bool(), want)
 
 
 def _pairs(bench, forget, retain):

@@ -68,5 +68,6 @@ rule attacks:
         f"{R}/logs/attacks.log",
     benchmark:
         f"{R}/benchmarks/attacks.tsv"
+    threads: min(8, workflow.cores)  # one method a thread: the methods are independent
     script:
         "../scripts/attacks.py"

@@ -8,5 +8,6 @@ attack_tables(
     out_summary=snakemake.output.summary,
     out_per_example=snakemake.output.per_example,
     out_roc=snakemake.output.roc,
+    threads=snakemake.threads,
     **snakemake.params,
 )
