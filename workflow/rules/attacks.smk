@@ -68,6 +68,6 @@ rule attacks:
         f"{R}/logs/attacks.log",
     benchmark:
         f"{R}/benchmarks/attacks.tsv"
-    threads: min(8, workflow.cores)  # one method a thread: the methods are independent
+    threads: 2  # one method a thread (independent); profiles/default raises it with set-threads
     script:
         "../scripts/attacks.py"
