@@ -1,14 +1,12 @@
 """Failed jobs: an injected fault is retried; with --keep-going every independent branch finishes
-and Snakemake's summary names what is missing; a job cancelled on SLURM (scancel) is retried."""
+and Snakemake's summary names what is missing. (A job cancelled on SLURM is retried: test_slurm.)"""
 
 import os
 import subprocess
-import threading
-import time
 
 import pytest
 
-from .conftest import ROOT, assert_same_tables, cluster_profile, run, snakemake_cmd
+from .conftest import ROOT, assert_same_tables, run, snakemake_cmd
 
 pytestmark = pytest.mark.workflow
 
@@ -48,34 +46,3 @@ def test_keep_going_finishes_every_independent_branch(tmp_path):
     summary = run(snakemake_cmd(results, "--summary")).stdout
     missing = [ln for ln in summary.splitlines() if "unlearned/finetune/shard-000.parquet" in ln]
     assert missing and "missing" in missing[0]
-
-
-def test_scancel_on_a_slurm_job_is_retried(slurm, tmp_path, local_run):
-    from .test_slurm import SLURM_PLUGIN
-
-    prof = cluster_profile("slurm", tmp_path)
-    results = tmp_path / "results"
-    cancelled = []
-
-    def cancel_first_model_job():
-        t0 = time.monotonic()
-        while time.monotonic() - t0 < 600 and not cancelled:
-            if (results / "small/plan/candidates.parquet").exists():
-                out = subprocess.run(
-                    ["squeue", "-h", "-t", "RUNNING", "-o", "%i"], capture_output=True, text=True
-                ).stdout
-                if out.split():
-                    subprocess.run(["scancel", out.split()[0]], check=True)
-                    cancelled.append(out.split()[0])
-            time.sleep(0.5)
-
-    watcher = threading.Thread(target=cancel_first_model_job, daemon=True)
-    watcher.start()
-    run(
-        snakemake_cmd(
-            results, "--workflow-profile", str(prof), "--slurm-logdir", str(tmp_path / "slurm-logs"), *SLURM_PLUGIN
-        )
-    )
-    watcher.join(timeout=5)
-    assert cancelled, "no SLURM job was seen running"
-    assert_same_tables(results, local_run)

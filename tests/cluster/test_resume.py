@@ -13,26 +13,28 @@ def _exists(results, pattern):
     return lambda: any((results / "small").glob(pattern))
 
 
-@pytest.mark.parametrize(
-    "point",
-    [
-        "shards/original/none/shard-000.parquet",  # mid-training: one original shard done
-        "shards/unlearned/*/shard-*.parquet",  # mid-unlearning
-        "scores/scores.parquet",  # during the attacks
-    ],
+KILL_POINTS = (
+    "shards/original/none/shard-000.parquet",  # mid-training: one original shard done
+    "shards/unlearned/*/shard-*.parquet",  # mid-unlearning
+    "scores/scores.parquet",  # during the attacks
 )
-def test_kill_and_resume_gives_the_same_tables(tmp_path, local_run, point):
+
+
+def test_kill_and_resume_gives_the_same_tables(tmp_path, local_run):
+    """One run killed at three points in turn (each kill interrupts the resumed run of the last),
+    then resumed to the end."""
     results = tmp_path / "results"
     cmd = snakemake_cmd(results, "--cores", "2")
-    kill_when(cmd, _exists(results, point))
-    # nothing half-written under a final name: every parquet that exists is complete and readable
-    for f in (results / "small").rglob("*.parquet"):
-        pq.read_metadata(f)
-    # a killed writer may leave a hidden temporary (.name.tmp-PID): never a final name, and the
-    # Parquet dataset reader skips hidden files
-    # the README's resume after a kill: release Snakemake's lock, then the same command
-    # (rerun-incomplete is in the profile)
-    run([*cmd, "--unlock"])
+    for point in KILL_POINTS:
+        kill_when(cmd, _exists(results, point))
+        # nothing half-written under a final name: every parquet that exists is complete and
+        # readable; a killed writer may leave a hidden temporary (.name.tmp-PID): never a final
+        # name, and the Parquet dataset reader skips hidden files
+        for f in (results / "small").rglob("*.parquet"):
+            pq.read_metadata(f)
+        # the README's resume after a kill: release Snakemake's lock, then the same command
+        # (rerun-incomplete is in the profile)
+        run([*cmd, "--unlock"])
     run(cmd)
     assert_same_tables(results, local_run)
 

@@ -216,7 +216,8 @@ def test_train_shard_stacked_gives_the_models_of_one_at_a_time(tmp_path):
         y_test=rng.integers(0, 10, 20),
     )
     cand = tmp_path / "candidates.parquet"
-    io.write_table(pd.DataFrame({"example_id": np.arange(10), "label": np.zeros(10, np.int16)}), cand, io.CANDIDATES, "h")
+    ids = pd.DataFrame({"example_id": np.arange(10), "label": np.zeros(10, np.int16)})
+    io.write_table(ids, cand, io.CANDIDATES, "h")
     rec = dict(AIRBENCH, width=16, whiten_bias_epochs=1)
     phi = {}
     for stack in (1, 2):

@@ -27,7 +27,7 @@ CONFIG_CASES = [
     ("n_models not a number", "n_models: many", "config key 'n_models': 'many' must be of type integer"),
     ("n_models odd", "n_models: 7", "config key 'n_models': 7 is odd"),
     ("n_models too small", "n_models: 2", "config key 'n_models': 2 out of range; it must be >= 4"),
-    ("n_models not a multiple of shard_size", "n_models: 20", "is not a multiple of shard_size=8"),
+    ("n_models not a multiple of shard_size", "n_models: 20", "is not a multiple of shard_size=16"),
     ("shard_size zero", "shard_size: 0", "config key 'shard_size': 0 out of range"),
     ("negative seed", "seed: -1", "config key 'seed': -1 out of range"),
     ("unknown dataset", "dataset: {name: imagenet}", "config key 'dataset.name': 'imagenet' is not one of"),
