@@ -124,30 +124,29 @@ class StackedFastCNN(nn.Module):
             _ConvGroup(stem, width // 4, k), _ConvGroup(width // 4, width, k), _ConvGroup(width, width, k)
         )
         self.head = nn.Parameter(torch.empty(k, first.head.out_features, width))
-        mine = self.state_dict()
+        states = [n.state_dict() for n in nets]
         with torch.no_grad():
-            for name, t in mine.items():
-                parts = [n.state_dict()[name] for n in nets] if name != "head" else None
-                if name == "head":
-                    t.copy_(torch.stack([n.head.weight for n in nets]))
-                elif t.ndim == 0:  # num_batches_tracked
-                    t.copy_(parts[0])
-                else:
-                    t.copy_(torch.cat(parts))
+            for name, t in self.state_dict().items():
+                if name == "head":  # (K, classes, w) from K (classes, w) Linear weights
+                    t.copy_(torch.stack([s["head.weight"] for s in states]))
+                elif t.ndim == 0:  # num_batches_tracked: the same count in every model
+                    t.copy_(states[0][name])
+                else:  # grouped conv weights and BatchNorm vectors: the K models end to end
+                    t.copy_(torch.cat([s[name] for s in states]))
         self.to(first.head.weight.device)
 
     @torch.no_grad()
     def unstack(self, nets: list[FastCNN]) -> None:
         """Copy model k's weights and BatchNorm statistics into ``nets[k]``."""
+        states = [n.state_dict() for n in nets]
         for name, t in self.state_dict().items():
-            for i, net in enumerate(nets):
-                mine = net.state_dict()
+            for i, s in enumerate(states):
                 if name == "head":
-                    net.head.weight.copy_(t[i])
+                    s["head.weight"].copy_(t[i])
                 elif t.ndim == 0:
-                    mine[name].copy_(t)
+                    s[name].copy_(t)
                 else:
-                    mine[name].copy_(t.chunk(self.k)[i])
+                    s[name].copy_(t.chunk(self.k)[i])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, K*C, H, W) -> (B, K, classes)
         x = F.gelu(self.whiten(x))
