@@ -608,7 +608,8 @@ def run(
             todo.append(m)
     # methods are independent: threads (numpy, scipy and scikit-learn release the GIL in their
     # heavy parts) share the score cube; the tables keep the method order
-    workers = max(1, min(len(todo), threads or len(os.sched_getaffinity(0))))
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = max(1, min(len(todo), threads or cores))
     with ThreadPoolExecutor(workers) as pool:
         done = list(pool.map(one_method, todo))
     rows = [r for d in done for r in d[0]]

@@ -67,6 +67,7 @@ TEXT_DEFAULTS: dict[str, Any] = {
 # table from another experiment is refused rather than mixed. n_models, methods and the rest can
 # change without invalidating finished work (that is how an experiment grows).
 RESULT_KEYS = ("seed", "dataset", "candidates", "views", "network", "train", "shard_size")
+SPEED_ONLY_TRAIN_KEYS = ("stack",)  # train keys left out of the hash
 # A text experiment's results also depend on its base model (the lm section).
 TEXT_RESULT_KEYS = ("lm",)
 
@@ -317,6 +318,9 @@ def config_hash(config: Mapping) -> str:
     else:  # text-only keys (their defaults fill every config) leave an image experiment's hash as it was
         where += TEXT_ONLY_DATASET_KEYS
     part["dataset"] = {k: v for k, v in part["dataset"].items() if k not in where}
+    # how many models train at once changes the speed, not the models (up to rounding, like the GPU
+    # a job lands on): shards trained either way belong to one experiment
+    part["train"] = {k: v for k, v in part["train"].items() if k not in SPEED_ONLY_TRAIN_KEYS}
     blob = json.dumps(part, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

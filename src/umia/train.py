@@ -43,7 +43,7 @@ class Recipe:
     bn_bias_lr_scale: float = 1.0  # BatchNorm biases: learning rate x this, same decay per step
     whiten_bias_epochs: float | None = None  # fastcnn: train the stem's bias this long; None = always
     lookahead: int = 0  # every this many steps pull the weights to a slow average (0 = off)
-    stack: int = 1  # fastcnn: train this many models at once (grouped convolutions); same results
+    stack: int = 1  # fastcnn: train up to this many models at once (grouped convolutions); same models
 
     @classmethod
     def from_mapping(cls, m: Mapping) -> Recipe:
@@ -244,6 +244,23 @@ def fit(
     _fit(bench, model, [x], [y], recipe, [gen])
 
 
+def batch_plan(n: int, batch_size: int) -> tuple[int, int]:
+    """(batch size, steps an epoch) of a training set of n examples: full batches only, one input
+    shape, so cuDNN tunes once per job."""
+    bs = min(batch_size, n)
+    return bs, n // bs
+
+
+def stacks(ids: Sequence[int], sizes: Sequence[int], batch_size: int, stack: int) -> list[list[int]]:
+    """``ids`` in stacks of up to ``stack`` models whose training sets (of ``sizes``) share their
+    ``batch_plan``, so that each model of a stack trains as it would alone; in order of the ids
+    within each plan."""
+    by_plan: dict[tuple[int, int], list[int]] = {}
+    for i, n in zip(ids, sizes, strict=True):
+        by_plan.setdefault(batch_plan(n, batch_size), []).append(i)
+    return [group[j : j + stack] for group in by_plan.values() for j in range(0, len(group), stack)]
+
+
 def fit_stacked(
     bench: Workbench,
     nets: Sequence[models.FastCNN],
@@ -255,7 +272,11 @@ def fit_stacked(
     """Train FastCNN ``nets[k]`` on (xs[k], ys[k]) with generator gens[k], all at once as one
     ``StackedFastCNN``: the same updates as ``fit`` on each (each model its own batches, augmentation
     and order; the loss is the sum of the models' losses, so no gradient crosses models), up to
-    floating-point rounding. The models share the number of steps of the smallest set."""
+    floating-point rounding. Every set must give the same batch size and steps an epoch
+    (``batch_plan``; ``stacks`` groups models so)."""
+    plans = {batch_plan(len(x), recipe.batch_size) for x in xs}
+    if len(plans) > 1:
+        raise ValueError(f"models of one stack must share batch size and steps an epoch, not {sorted(plans)}")
     if len(nets) == 1:
         return fit(bench, nets[0], xs[0], ys[0], recipe, gens[0])
     stacked = models.StackedFastCNN(list(nets))
@@ -275,9 +296,7 @@ def _fit(
 ) -> None:
     """The training loop of ``fit`` (one model) and ``fit_stacked`` (a StackedFastCNN of len(xs))."""
     k = len(xs)
-    n = min(len(x) for x in xs)
-    bs = min(recipe.batch_size, n)
-    steps_per_epoch = n // bs  # full batches only: one input shape, so cuDNN tunes once per job
+    bs, steps_per_epoch = batch_plan(min(len(x) for x in xs), recipe.batch_size)
     total = max(1, round(recipe.epochs * steps_per_epoch))
     cuda = bench.device.type == "cuda"
     opt, sched = sgd(
@@ -399,16 +418,18 @@ def train_shard(
     bench = Workbench(data, candidates, device, config_hash, threads)
     rec = Recipe.from_mapping(recipe)
     stack = rec.stack if network == "fastcnn" else 1
-    ids = plan.shard_models(shard, shard_size)
-    frames, states = [], {}
-    for chunk in (ids[i : i + stack] for i in range(0, len(ids), stack)):
+    keep = {}
+    for model_id in plan.shard_models(shard, shard_size):
+        train, forget = bench.masks(seed, model_id)
+        keep[model_id] = train & ~forget if stage == "retrain" else train
+    sizes = [int(k.sum()) for k in keep.values()]
+    frames, states = {}, {}
+    for chunk in stacks(list(keep), sizes, rec.batch_size, stack):
         t0 = time.perf_counter()
         nets, xs, ys, gens = [], [], [], []
         for model_id in chunk:
-            train, forget = bench.masks(seed, model_id)
-            keep = train & ~forget if stage == "retrain" else train
-            xs.append(bench.x_pool[keep])
-            ys.append(bench.y_pool[keep])
+            xs.append(bench.x_pool[keep[model_id]])
+            ys.append(bench.y_pool[keep[model_id]])
             nets.append(bench.new_model(network, rec.width, plan.derive_seed(seed, "init", model_id), xs[-1]))
             gens.append(bench.generator(plan.derive_seed(seed, "order", model_id)))
         fit_stacked(bench, nets, xs, ys, rec, gens)
@@ -426,9 +447,10 @@ def train_shard(
                 test_accuracy(bench, model, tta=True),
             )
             method = "none" if stage == "original" else "retrain"
-            frames.append(scores_frame(score_model(bench, model, views), bench, model_id, stage, method, views))
+            frames[model_id] = scores_frame(score_model(bench, model, views), bench, model_id, stage, method, views)
             if out_ckpt:
                 states[model_id] = cpu_state(model)
+    frames = [frames[i] for i in sorted(frames)]  # model order, however the stacks fell
     stamp = provenance.job(bench.device)
     io.write_table(pd.concat(frames, ignore_index=True), out_scores, io.SCORES, config_hash, stamp)
     if out_ckpt:

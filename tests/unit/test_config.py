@@ -231,6 +231,17 @@ def test_config_hash_tracks_result_keys_only(raw_config, schema):
     assert _hash(raw_config, schema, unlearn={"finetune": {"lr": 0.5}}) == base
 
 
+def test_config_hash_pinned_and_blind_to_speed_keys(raw_config, schema):
+    """The default experiment's hash is pinned: a change of it makes every user's finished results
+    unreadable, so it must be deliberate (a new key with a default changes it unless kept out).
+    train.stack changes how fast models train, not what they are: left out."""
+    assert _hash(raw_config, schema) == "bc78d2e166bccd0c"
+    c10 = yaml.safe_load((CONFIG.parent / "cifar10.yaml").read_text())
+    base = _hash(c10, schema)
+    assert _hash(c10, schema, train={"stack": 4}) == base
+    assert _hash(c10, schema, train={"epochs": 12}) != base
+
+
 @pytest.mark.parametrize("fraction", [0.1, 0.25, 0.3, 0.5])
 def test_pool_size_digits(fraction):
     """pool = 1797 - ceil(fraction * 1797), sklearn's train_test_split rule (checked against the

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from umia import models
-from umia.train import EpochAugmenter, Lookahead, Recipe, augment, fit, fit_stacked, schedule, sgd
+from umia.train import EpochAugmenter, Lookahead, Recipe, augment, fit, fit_stacked, schedule, sgd, stacks
 from umia.train import test_accuracy as accuracy
 
 
@@ -117,10 +117,10 @@ def test_fit_deterministic_and_stem_bias_freeze():
     assert all(torch.isfinite(v).all() for v in c.state_dict().values() if v.is_floating_point())
 
 
-def _three_nets():
-    """Three FastCNNs with their own init, data (sizes 128, 120, 100: 4, 3, 3 batches of 32) and seed."""
+def _three_nets(sizes=(120, 110, 100)):
+    """Three FastCNNs with their own init, data (by default 3 batches of 32 an epoch each) and seed."""
     nets, xs, ys, gens = [], [], [], []
-    for k, n in enumerate((128, 120, 100)):
+    for k, n in enumerate(sizes):
         torch.manual_seed(10 + k)
         x, y = torch.randn(n, 3, 16, 16), torch.randint(0, 10, (n,))
         net = models.build("fastcnn", (3, 16, 16), 10, 16)
@@ -150,9 +150,7 @@ def test_stacked_fastcnn_round_trip_and_forward():
 
 def test_fit_stacked_matches_separate_fits():
     """Three models trained at once end where three separate fits end (the same batches, flips,
-    crops, lookahead and stem freeze per model; only rounding differs). The sets differ in size:
-    the stack takes the smallest set's 3 batches of 32 an epoch, which models 1 and 2 take alone
-    too; model 0 alone takes 4, so it ends elsewhere."""
+    crops, lookahead and stem freeze per model; only rounding differs)."""
     rec = Recipe(**AIRBENCH, whiten_bias_epochs=1)
     nets, xs, ys, gens = _three_nets()
     alone, _, _, _ = _three_nets()
@@ -160,11 +158,24 @@ def test_fit_stacked_matches_separate_fits():
     fit_stacked(_Bench(), nets, xs, ys, rec, gens)
     for k, net in enumerate(alone):
         fit(_Bench(), net, xs[k], ys[k], rec, torch.Generator().manual_seed(k))
-    for k in (1, 2):
+    for k in range(3):
         for name, v in alone[k].state_dict().items():
             torch.testing.assert_close(nets[k].state_dict()[name], v, rtol=1e-4, atol=1e-5, msg=name)
-    assert not torch.allclose(nets[0].head.weight, alone[0].head.weight, rtol=1e-3, atol=1e-4)
     assert all(not torch.allclose(net.head.weight, w0) for net, w0 in zip(nets, start, strict=True))
+
+
+def test_fit_stacked_refuses_sets_of_different_step_counts():
+    nets, xs, ys, gens = _three_nets((128, 120, 100))  # 4, 3 and 3 batches of 32 an epoch
+    with pytest.raises(ValueError, match="share batch size and steps an epoch"):
+        fit_stacked(_Bench(), nets, xs, ys, Recipe(**AIRBENCH), gens)
+
+
+def test_stacks_group_models_of_one_batch_plan():
+    """Batches of 32: 100 and 127 examples give 3 steps, 128 gives 4, 20 one batch of 20."""
+    sizes = [100, 128, 127, 100, 20, 100, 128]
+    assert stacks(range(7), sizes, 32, 2) == [[0, 2], [3, 5], [1, 6], [4]]
+    assert stacks(range(7), sizes, 32, 1) == [[0], [2], [3], [5], [1], [6], [4]]
+    assert stacks(range(3), [100, 100, 100], 32, 8) == [[0, 1, 2]]
 
 
 def test_fit_defaults_unchanged_by_new_knobs():
