@@ -254,7 +254,9 @@ def batch_plan(n: int, batch_size: int) -> tuple[int, int]:
 def stacks(ids: Sequence[int], sizes: Sequence[int], batch_size: int, stack: int) -> list[list[int]]:
     """``ids`` in stacks of up to ``stack`` models whose training sets (of ``sizes``) share their
     ``batch_plan``, so that each model of a stack trains as it would alone; in order of the ids
-    within each plan."""
+    within each plan (one at a time: simply in order)."""
+    if stack == 1:
+        return [[i] for i in ids]
     by_plan: dict[tuple[int, int], list[int]] = {}
     for i, n in zip(ids, sizes, strict=True):
         by_plan.setdefault(batch_plan(n, batch_size), []).append(i)
