@@ -45,13 +45,23 @@ def synthetic(path: Path, n_models: int, n_pool: int, n_test: int, n_cand: int, 
                 phi = base + np.where(seen, 1.0, 0.0) + (np.where(forgot, gap, 0.0) if stage != "retrain" else 0)
                 for v in ("identity", "mirror"):
                     p = (phi + rng.standard_normal(n).astype(np.float32)).astype(np.float32)
-                    w.write_table(pa.table({
-                        "model_id": np.full(n, i, np.int32), "stage": np.full(n, stage), "method": np.full(n, method),
-                        "example_id": np.arange(n, dtype=np.int64),
-                        "split": np.r_[np.full(n_pool, "pool"), np.full(n_test, "test")],
-                        "label": labels, "view": np.full(n, v), "phi": p,
-                        "loss": np.log1p(np.exp(-p)).astype(np.float32), "correct": p > 0,
-                    }, schema=schema))
+                    w.write_table(
+                        pa.table(
+                            {
+                                "model_id": np.full(n, i, np.int32),
+                                "stage": np.full(n, stage),
+                                "method": np.full(n, method),
+                                "example_id": np.arange(n, dtype=np.int64),
+                                "split": np.r_[np.full(n_pool, "pool"), np.full(n_test, "test")],
+                                "label": labels,
+                                "view": np.full(n, v),
+                                "phi": p,
+                                "loss": np.log1p(np.exp(-p)).astype(np.float32),
+                                "correct": p > 0,
+                            },
+                            schema=schema,
+                        )
+                    )
 
 
 def main() -> None:
@@ -68,15 +78,25 @@ def main() -> None:
         t0 = time.perf_counter()
         synthetic(tmp, args.models, args.examples - n_test, n_test, args.candidates, methods)
         rows = pq.ParquetFile(tmp / "scores.parquet").metadata.num_rows
-        print(f"synthetic table: {rows / 1e6:.1f} M rows, {(tmp / 'scores.parquet').stat().st_size / 2**20:.0f} MiB "
-              f"({time.perf_counter() - t0:.0f} s to build)", flush=True)
+        print(
+            f"synthetic table: {rows / 1e6:.1f} M rows, {(tmp / 'scores.parquet').stat().st_size / 2**20:.0f} MiB "
+            f"({time.perf_counter() - t0:.0f} s to build)",
+            flush=True,
+        )
         rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         t0 = time.perf_counter()
         summary = attack_tables(
-            scores=str(tmp / "scores.parquet"), membership=str(tmp / "membership.parquet"),
-            out_summary=str(tmp / "summary.csv"), out_per_example=str(tmp / "per_example.parquet"),
-            out_roc=str(tmp / "roc.parquet"), methods=methods, n_folds=4, loss_cv_folds=5, n_bootstrap=100,
-            seed=0, config_hash="bench",
+            scores=str(tmp / "scores.parquet"),
+            membership=str(tmp / "membership.parquet"),
+            out_summary=str(tmp / "summary.csv"),
+            out_per_example=str(tmp / "per_example.parquet"),
+            out_roc=str(tmp / "roc.parquet"),
+            methods=methods,
+            n_folds=4,
+            loss_cv_folds=5,
+            n_bootstrap=100,
+            seed=0,
+            config_hash="bench",
         )
         dt = time.perf_counter() - t0
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

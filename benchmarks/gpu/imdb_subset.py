@@ -1,7 +1,7 @@
 """Write a seeded subset of the IMDB Parquet, small enough to carry to the GPU machine with the
 Snakemake wheels (the device call carries at most 64 MiB; the full file is 28 MB, the wheels 26 MB).
 
-    python benchmarks/imdb_subset.py                      # ../shared/data/imdb.parquet -> .parts/imdb-small.parquet
+    python benchmarks/gpu/imdb_subset.py                  # ../shared/data/imdb.parquet -> .parts/imdb-small.parquet
 
 Keeps the columns and doc_ids of the source; the workflow cleans and deduplicates it as it would
 the full corpus (duplicates outside the subset cannot leak into it).

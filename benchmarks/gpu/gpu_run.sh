@@ -2,16 +2,18 @@
 # One device call: install the carried Snakemake (and airbench) wheels, rebuild cifar10.npz from
 # its parts, optionally time airbench94 against our fast CNN, run a CIFAR-10 study through
 # Snakemake, build its report, print per-stage times and the extrapolation to N=128, and put the
-# tables, figures, logs and report under $OUT.
+# tables, figures, logs and report under $OUT. The study reads the data from /root/cifar10.npz
+# (rebuilt from the carried parts; it overrides the study's dataset.path).
 #
-#   STUDY=benchmarks/cifar10-gpu.yaml   the overlay on config/cifar10.yaml (default: the reduced
-#                                       study of the fast-GPU issue, N=32, 3 methods + controls)
-#   GPU_JOBS=2                          model jobs sharing the GPU at once
-#   AIRBENCH=1                          first time airbench94 and our recipe on 25k halves
-#   REF_ARGS="--variant e12:epochs=12"   more arguments to airbench_ref.py (other recipes to time)
-#   WORKFLOW_LIMIT=480                  seconds Snakemake may run (a rerun resumes where it stopped)
+#   STUDY=config/studies/cifar10-gpu.yaml   the overlay on config/cifar10.yaml (default: the reduced
+#                                           study of the fast-GPU issue, N=32, 3 methods + controls)
+#   GPU_JOBS=2                              model jobs sharing the GPU at once
+#   AIRBENCH=1                              first time airbench94 and our recipe on 25k halves
+#   REF_ARGS="--variant e12:epochs=12"      more arguments to airbench_ref.py (other recipes to time)
+#   WORKFLOW_LIMIT=480                      seconds Snakemake may run (a rerun resumes where it stopped)
 set -euo pipefail
-STUDY=${STUDY:-benchmarks/cifar10-gpu.yaml}
+cd "$(dirname "$0")/../.."  # the repository root
+STUDY=${STUDY:-config/studies/cifar10-gpu.yaml}
 GPU_JOBS=${GPU_JOBS:-2}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -26,7 +28,7 @@ python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchv
 if [ -n "${AIRBENCH:-}" ]; then
   python3 benchmarks/airbench_ref.py --data /root/cifar10.npz --repeats "${REPEATS:-4}" ${REF_ARGS:-} 2>&1 | grep -v INFO | tee -a "$log"
 fi
-cfg=(--configfile config/cifar10.yaml "$STUDY")
+cfg=(--configfile config/cifar10.yaml "$STUDY" --config "dataset={path: /root/cifar10.npz}")
 r=$(python3 -c "import yaml,sys; c={**yaml.safe_load(open('config/cifar10.yaml')), **yaml.safe_load(open('$STUDY'))}; print(c.get('results_dir','results') + '/' + c['experiment'])")
 t0=$(date +%s)
 # stop Snakemake in time for the tables to come back (a rerun resumes where it stopped)
