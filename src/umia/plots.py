@@ -1,15 +1,18 @@
 """The findings figures, drawn from the tables alone (no model, no GPU).
 
 One function per figure; each takes data frames and an output stem and writes ``stem.png`` and
-``stem.pdf``. Every method keeps one colour across figures (``method_colours``); every attack
-keeps one colour too. ``findings`` computes the numbers the figures state (shares of examples
-that got worse, shares that reached their retrain mean) for the report's summary page.
+``stem.pdf``; ``DRAW`` maps each figure of ``umia.registry.FIGURES`` to its function. Every method
+keeps one colour across figures (``method_colours``); every attack keeps the label and colour of
+its ``umia.registry.ATTACKS`` entry, and a figure shows the attacks whose entry lists it. The
+numbers the figures state (shares of examples that got worse, shares that reached their retrain
+mean) come from ``umia.findings``, which also writes them to ``tables/findings.csv``.
 """
 
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import cached_property
 from pathlib import Path
 
 import matplotlib
@@ -19,30 +22,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from umia import findings, registry  # noqa: E402
+from umia.findings import method_order  # noqa: E402
 from umia.io import atomic_path  # noqa: E402
 
-ATTACK_LABELS = {
-    "ulira": "U-LiRA (per-example)",
-    "ulira_offline": "U-LiRA offline",
-    "ulira_fixed_variance": "U-LiRA fixed variance",
-    "population_gaussian": "population Gaussian",
-    "population_loss": "population loss (LR)",
-    "population_zlib": "population zlib ratio (text)",
-    "population_min_k": "population Min-K% (text)",
-    "lira_retained": "LiRA on retained examples",
-}
-ATTACK_COLOURS = {
-    "ulira": "#c0392b",
-    "ulira_offline": "#e67e22",
-    "ulira_fixed_variance": "#8e44ad",
-    "population_gaussian": "#2980b9",
-    "population_loss": "#7f8c8d",
-    "population_zlib": "#b7950b",
-    "population_min_k": "#6c3483",
-    "lira_retained": "#16a085",
-}
-MAIN_ATTACKS = ("ulira", "population_gaussian", "population_loss")
-LM_ATTACKS = ("population_zlib", "population_min_k")  # text experiments only
 CONTROL_COLOURS = {"none": "#404040", "retrain": "#2ca02c"}
 # Colour-blind-friendly order (Okabe-Ito, then Tableau), without the controls' black and green.
 PALETTE = (
@@ -62,12 +45,6 @@ PALETTE = (
 STOP_METHOD, STOP_BASE = "per_example_stop", "neggrad_plus"
 
 plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "axes.labelsize": 9, "legend.fontsize": 8})
-
-
-def method_order(methods: Sequence[str]) -> list[str]:
-    """The controls first, then the methods in the order given."""
-    rest = [m for m in dict.fromkeys(methods) if m not in ("none", "retrain")]
-    return [m for m in ("none", "retrain") if m in methods] + rest
 
 
 def method_colours(methods: Sequence[str]) -> dict[str, str]:
@@ -100,19 +77,17 @@ def _grid(n: int, ncols: int = 4, size: tuple[float, float] = (3.0, 2.8), **kw):
     return fig, list(axes.flat[:n])
 
 
-def _per_example(per_example: pd.DataFrame, attack: str, method: str, column: str = "accuracy") -> pd.Series:
-    df = per_example[(per_example["attack"] == attack) & (per_example["method"] == method)]
-    return df.set_index("example_id")[column]
+def attacks_in(figure: str, present: Sequence[str] | None = None) -> list[str]:
+    """The attacks (registry order) whose ``registry.ATTACKS`` entry lists ``figure``, and, given
+    ``present``, that are among those."""
+    keep = None if present is None else set(present)
+    return [a for a, spec in registry.ATTACKS.items() if figure in spec.figures and (keep is None or a in keep)]
 
 
-def moved(after: np.ndarray, before: np.ndarray, n: np.ndarray, z: float = 2.0) -> tuple[np.ndarray, np.ndarray]:
-    """Which examples got worse (after > before) and better, beyond the sampling noise of two
-    per-example accuracies over n trials each: |after - before| > z * sqrt(a(1-a)/n + b(1-b)/n),
-    with each accuracy kept at least 1/(2n) from 0 and 1. Returns two boolean arrays."""
-    lo = 1 / (2 * n)
-    a, b = np.clip(after, lo, 1 - lo), np.clip(before, lo, 1 - lo)
-    se = np.sqrt(a * (1 - a) / n + b * (1 - b) / n)
-    return after - before > z * se, before - after > z * se
+def attack_label(attack: str) -> str:
+    """An attack's label in figures and the report (its name where it is not registered)."""
+    spec = registry.ATTACKS.get(attack)
+    return spec.label if spec else attack
 
 
 # 1. population vs per-example ---------------------------------------------------------------
@@ -121,7 +96,7 @@ def moved(after: np.ndarray, before: np.ndarray, n: np.ndarray, z: float = 2.0) 
 def attack_accuracy(summary: pd.DataFrame, stem: str) -> None:
     """Accuracy and TPR at 1% FPR of each attack on each method, with 95% bootstrap intervals."""
     methods = method_order(summary["method"].tolist())
-    attacks = [a for a in (*MAIN_ATTACKS, *LM_ATTACKS) if a in set(summary["attack"])]
+    attacks = attacks_in("attack_accuracy", summary["attack"].tolist())
     fig, axes = plt.subplots(2, 1, figsize=(2.0 + 1.15 * len(methods), 7.0))
     width = 0.8 / max(1, len(attacks))
     x = np.arange(len(methods))
@@ -144,8 +119,8 @@ def attack_accuracy(summary: pd.DataFrame, stem: str) -> None:
                 width,
                 yerr=err,
                 capsize=2,
-                label=ATTACK_LABELS[a],
-                color=ATTACK_COLOURS[a],
+                label=registry.ATTACKS[a].label,
+                color=registry.ATTACKS[a].colour,
                 error_kw={"lw": 0.8},
             )
         ax.axhline(chance, color="k", ls="--", lw=0.8, label=chance_label)
@@ -185,7 +160,7 @@ def per_example_distribution(
     ax.axhline(0.5, color="k", ls="--", lw=0.8, label="chance (0.5)")
     ax.set_xticks(np.arange(1, len(methods) + 1), [_tick(m) for m in methods], fontsize=8)
     ax.set_xlabel("unlearning method")
-    ax.set_ylabel(f"per-example accuracy of {ATTACK_LABELS.get(attack, attack)}\n(share of that example's trials)")
+    ax.set_ylabel(f"per-example accuracy of {attack_label(attack)}\n(share of that example's trials)")
     ax.set_ylim(-0.02, 1.02)
     trials = int(df["n_trials"].median()) if len(df) else 0
     ax.set_title(
@@ -239,18 +214,15 @@ def protected_examples(per_example: pd.DataFrame, examples: pd.DataFrame, stem: 
 # 3. lower for some, higher for others ---------------------------------------------------------
 
 
-def before_after(per_example: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> pd.DataFrame:
+def before_after(per_example: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> None:
     """Per-example vulnerability before unlearning (LiRA on the originals: the ``none`` control's
-    U-LiRA) against after (U-LiRA on each method's unlearned models). Returns the shares."""
-    methods = [m for m in method_order(per_example["method"].tolist()) if m != "none"]
+    U-LiRA) against after (U-LiRA on each method's unlearned models), with the shares of
+    ``findings.forget_changes`` in each panel's title."""
+    changes = findings.forget_changes(per_example)
     colours = method_colours(order or per_example["method"].tolist())
-    before = _per_example(per_example, "ulira", "none")
-    fig, axes = _grid(len(methods), size=(3.0, 3.0))
-    rows = []
+    fig, axes = _grid(len(changes), size=(3.0, 3.0))
     rng = np.random.default_rng(0)
-    for ax, m in zip(axes, methods, strict=True):
-        row, b, a = _shares(per_example, "ulira", m, before)
-        rows.append({"method": m, **row})
+    for ax, (m, (row, b, a)) in zip(axes, changes.items(), strict=True):
         worse, better = row["share_worse"], row["share_better"]
         jitter = rng.uniform(-0.008, 0.008, (2, len(a)))
         ax.scatter(b + jitter[0], a + jitter[1], s=6, alpha=0.35, color=colours[m], linewidths=0)
@@ -271,44 +243,20 @@ def before_after(per_example: pd.DataFrame, stem: str, order: Sequence[str] = ()
     )
     fig.tight_layout()
     _save(fig, stem)
-    return pd.DataFrame(rows)
-
-
-def _shares(per_example: pd.DataFrame, attack: str, method: str, before: pd.Series):
-    """Shares of examples worse and better than ``before`` (beyond noise, and at all), and the
-    aligned (before, after) accuracies."""
-    after = _per_example(per_example, attack, method)
-    n = _per_example(per_example, attack, method, "n_trials")
-    b, a = before.align(after, join="inner")
-    ok = (b.notna() & a.notna()).to_numpy()
-    b, a, n = b.to_numpy()[ok], a.to_numpy()[ok], n.reindex(b.index).to_numpy(float)[ok]
-    worse, better = moved(a, b, n)
-    share = (lambda x: float(np.mean(x))) if len(a) else (lambda x: np.nan)
-    row = {
-        "share_worse": share(worse),
-        "share_better": share(better),
-        "share_worse_any": share(a > b),
-        "n_examples": len(a),
-    }
-    return row, b, a
 
 
 # 4. the retained examples ---------------------------------------------------------------------
 
 
-def retained_change(per_example: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> pd.DataFrame:
+def retained_change(per_example: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> None:
     """How each method moved the LiRA vulnerability of the examples it kept: per-example change
-    of the retained-example LiRA accuracy against the originals. Returns the shares."""
-    df = per_example[per_example["attack"] == "lira_retained"]
-    methods = [m for m in method_order(order or df["method"].tolist()) if m != "none" and m in set(df["method"])]
+    of the retained-example LiRA accuracy against the originals, annotated with the shares of
+    ``findings.retained_changes``."""
+    kept = findings.retained_changes(per_example, order)
+    methods = list(kept)
     colours = method_colours(order or per_example["method"].tolist())
-    before = _per_example(per_example, "lira_retained", "none")
-    changes, rows = [], []
-    for m in methods:
-        row, b, a = _shares(per_example, "lira_retained", m, before)
-        d = a - b
-        changes.append(d)
-        rows.append({"method": m, **row, "mean_change": float(np.mean(d)) if len(d) else np.nan})
+    rows = [row for row, _, _ in kept.values()]
+    changes = [a - b for _, b, a in kept.values()]
     fig, ax = plt.subplots(figsize=(1.8 + 1.4 * max(1, len(methods)), 3.8))
     keep = [i for i, d in enumerate(changes) if len(d)]
     if keep:
@@ -337,7 +285,6 @@ def retained_change(per_example: pd.DataFrame, stem: str, order: Sequence[str] =
     lim = max([0.1, *[float(np.abs(d).max()) for d in changes if len(d)]])
     ax.set_ylim(-lim * 1.05, lim * 1.45)
     _save(fig, stem)
-    return pd.DataFrame(rows)
 
 
 # 5. rates of unlearning -----------------------------------------------------------------------
@@ -380,23 +327,18 @@ def rates(rates: pd.DataFrame, stem: str, n_lines: int = 40, order: Sequence[str
     _save(fig, stem)
 
 
-def reach(reach: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> pd.DataFrame:
+def reach(reach: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> None:
     """Share of forget examples whose phi has reached its retrain mean, against the share of the
-    unlearning run (median over the models that forgot each example). Returns the shares."""
-    present = set(reach["method"])
-    methods = [m for m in method_order(order or reach["method"].tolist()) if m in present]
-    colours = method_colours(order or methods)
+    unlearning run (median over the models that forgot each example); the legend gives each
+    method's share of ``findings.reach_shares``."""
+    shares = findings.reach_shares(reach, order).set_index("method")["share_reached"]
+    colours = method_colours(order or shares.index.tolist())
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    rows = []
-    for m in methods:
+    for m, done in shares.items():
         f = reach.loc[reach["method"] == m, "reach_fraction"].to_numpy(float)
-        if not len(f):
-            continue
         xs = np.unique(np.r_[0.0, f[np.isfinite(f) & (f <= 1)], 1.0])
         ys = [(f <= x).mean() for x in xs]
         xs, ys = np.r_[xs, 1.02], np.r_[ys, ys[-1]]  # the last step has a visible width
-        done = float(np.isfinite(f).mean())
-        rows.append({"method": m, "share_reached": done, "median_reach_fraction": float(np.median(f))})
         ax.step(xs, ys, where="post", color=colours[m], lw=1.5, label=f"{m} ({100 * done:.0f}% reach it)")
     ax.set_xlabel("share of the unlearning run (optimiser steps)")
     ax.set_ylabel("share of forget examples at or below\ntheir retrain mean phi")
@@ -405,7 +347,6 @@ def reach(reach: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> pd.DataF
     ax.set_title("Examples are unlearned at different rates")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
     _save(fig, stem)
-    return pd.DataFrame(rows)
 
 
 # 6. per-example stopping ----------------------------------------------------------------------
@@ -413,17 +354,17 @@ def reach(reach: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> pd.DataF
 
 def stopping(per_example: pd.DataFrame, rates: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> None:
     """Did stopping each example at its retrain mean help? Per-example U-LiRA accuracy and the
-    final distance to the retrain distribution, for the stopping method, its base (NegGrad+)
-    and the retrain control."""
+    final distance to the retrain distribution, for the stopping method, its base (NegGrad+,
+    where the experiment runs it) and the retrain control."""
     all_methods = per_example["method"].tolist()
     colours = method_colours(order or all_methods)
     stop = [m for m in dict.fromkeys(all_methods) if m.split("@")[0] == STOP_METHOD]
-    base = [m for m in dict.fromkeys(all_methods) if m.split("@")[0] == STOP_BASE]
+    base = [m for m in dict.fromkeys(all_methods) if m.split("@")[0] == STOP_BASE]  # none: no comparison
     shown = [m for m in ("retrain", *base, *stop) if m in all_methods]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     ax = axes[0]
     for m in shown:
-        a = np.sort(_per_example(per_example, "ulira", m).dropna().to_numpy())
+        a = np.sort(findings.per_example_column(per_example, "ulira", m).dropna().to_numpy())
         if len(a):
             ax.step(
                 a,
@@ -451,8 +392,6 @@ def stopping(per_example: pd.DataFrame, rates: pd.DataFrame, stem: str, order: S
     ax.set_title("Where the forget examples end up (0: the retrain mean)")
     if shown:
         ax.legend(loc="upper left", fontsize=7)
-    if not stop:
-        fig.text(0.5, 0.5, f"{STOP_METHOD} is not among the configured methods", ha="center", fontsize=12)
     fig.suptitle("Per-example stopping: drop each example once its phi reaches the retrain mean")
     fig.tight_layout()
     _save(fig, stem)
@@ -467,14 +406,15 @@ def roc(roc: pd.DataFrame, stem: str) -> None:
     fig, axes = _grid(len(methods), size=(3.0, 3.0), sharex=True, sharey=True)
     for ax, m in zip(axes, methods, strict=True):
         r = roc[roc["method"] == m]
-        for a, label in ATTACK_LABELS.items():
+        for a in attacks_in("roc"):
+            label = registry.ATTACKS[a].label
             c = r[r["attack"] == a].sort_values("fpr")
             if len(c):
                 retained = a == "lira_retained"  # members vs non-members among the kept examples
                 ax.loglog(
                     c["fpr"].clip(lower=1e-5),
                     c["tpr"].clip(lower=1e-5),
-                    color=ATTACK_COLOURS[a],
+                    color=registry.ATTACKS[a].colour,
                     lw=1.0 if retained else 1.2,
                     ls=":" if retained else "-",
                     label=f"{label} (members vs non-members)" if retained else label,
@@ -494,6 +434,84 @@ def roc(roc: pd.DataFrame, stem: str) -> None:
 # the rule's entry point -----------------------------------------------------------------------
 
 
+class Tables:
+    """The tables the figures are drawn from, each read on first use (paths; rates and reach
+    only where the experiment has unlearning methods)."""
+
+    def __init__(
+        self,
+        summary: str,
+        per_example: str,
+        roc: str,
+        examples: str,
+        rates: str | None = None,
+        reach: str | None = None,
+    ):
+        self.paths = {
+            "summary": summary,
+            "per_example": per_example,
+            "roc": roc,
+            "examples": examples,
+            "rates": rates,
+            "reach": reach,
+        }
+
+    def has(self, name: str) -> bool:
+        return bool(self.paths[name])
+
+    @cached_property
+    def summary(self) -> pd.DataFrame:
+        return pd.read_csv(self.paths["summary"])
+
+    @cached_property
+    def per_example(self) -> pd.DataFrame:
+        return pd.read_parquet(self.paths["per_example"])
+
+    @cached_property
+    def roc(self) -> pd.DataFrame:
+        return pd.read_parquet(self.paths["roc"])
+
+    @cached_property
+    def examples(self) -> pd.DataFrame:
+        return pd.read_parquet(self.paths["examples"])
+
+    @cached_property
+    def rates(self) -> pd.DataFrame:
+        return pd.read_parquet(self.paths["rates"])
+
+    @cached_property
+    def reach(self) -> pd.DataFrame:
+        return pd.read_parquet(self.paths["reach"])
+
+    @cached_property
+    def order(self) -> list[str]:
+        """The config's method order (the summary's); one colour per method throughout."""
+        return method_order(self.summary["method"].tolist())
+
+
+# figure (a key of registry.FIGURES) -> its drawing from the tables into a stem
+DRAW: dict[str, Callable[[Tables, str], None]] = {
+    "attack_accuracy": lambda t, stem: attack_accuracy(t.summary, stem),
+    "roc": lambda t, stem: roc(t.roc, stem),
+    "per_example_accuracy": lambda t, stem: per_example_distribution(t.per_example, stem, order=t.order),
+    "protected_examples": lambda t, stem: protected_examples(t.per_example, t.examples, stem),
+    "before_after": lambda t, stem: before_after(t.per_example, stem, order=t.order),
+    "retained_change": lambda t, stem: retained_change(t.per_example, stem, order=t.order),
+    "rates": lambda t, stem: rates(t.rates, stem, order=t.order),
+    "reach": lambda t, stem: reach(t.reach, stem, order=t.order),
+    "per_example_stop": lambda t, stem: stopping(t.per_example, t.rates, stem, order=t.order),
+}
+NEEDS_TABLE = {"rates": "rates", "reach": "reach", "per_example_stop": "rates"}  # beyond the four always there
+
+
+def default_names(tables: Tables, task: str = "image") -> list[str]:
+    """The figures the tables call for: ``registry.figure_names`` of the task and the methods in
+    the summary (base names, without overrides), less those whose table is not given."""
+    methods = list(dict.fromkeys(m.split("@")[0] for m in tables.order if m not in findings.CONTROLS))
+    names = registry.figure_names(task, methods)
+    return [n for n in names if n not in NEEDS_TABLE or tables.has(NEEDS_TABLE[n])]
+
+
 def figures(
     *,
     summary: str,
@@ -503,47 +521,20 @@ def figures(
     out_dir: str,
     rates_table: str | None = None,
     reach_table: str | None = None,
-    out_findings: str | None = None,
-    skip: Sequence[str] = (),
-) -> pd.DataFrame:
-    """Every figure of the study from the tables (but those named in ``skip``); returns (and
-    writes) the findings table."""
+    names: Sequence[str] | None = None,
+    task: str = "image",
+) -> list[str]:
+    """Draw the figures ``names`` (default: ``default_names``) from the tables into ``out_dir``
+    as <name>.png and <name>.pdf; returns the names drawn."""
+    t = Tables(summary, per_example, roc_table, examples, rates_table, reach_table)
+    names = default_names(t, task) if names is None else list(names)
+    unknown = [n for n in names if n not in DRAW]
+    if unknown:
+        raise ValueError(f"no drawing for figure(s) {', '.join(unknown)}; known: {', '.join(DRAW)}")
+    lacking = [n for n in names if n in NEEDS_TABLE and not t.has(NEEDS_TABLE[n])]
+    if lacking:
+        raise ValueError(f"figure(s) {', '.join(lacking)} need the rates tables, which were not given")
     out = Path(out_dir)
-    s = pd.read_csv(summary)
-    pe = pd.read_parquet(per_example)
-    order = method_order(s["method"].tolist())  # the config's order; one colour per method throughout
-    attack_accuracy(s, str(out / "attack_accuracy"))
-    per_example_distribution(pe, str(out / "per_example_accuracy"), order=order)
-    if "protected_examples" not in skip:
-        protected_examples(pe, pd.read_parquet(examples), str(out / "protected_examples"))
-    shares = before_after(pe, str(out / "before_after"), order=order).rename(
-        columns={
-            "share_worse": "forget_share_worse",
-            "share_better": "forget_share_better",
-            "share_worse_any": "forget_share_worse_any",
-        }
-    )
-    kept = retained_change(pe, str(out / "retained_change"), order=order).rename(
-        columns={
-            "share_worse": "retained_share_worse",
-            "share_better": "retained_share_better",
-            "share_worse_any": "retained_share_worse_any",
-            "mean_change": "retained_mean_change",
-        }
-    )
-    found = shares.drop(columns="n_examples").merge(kept.drop(columns="n_examples"), on="method", how="outer")
-    roc(pd.read_parquet(roc_table), str(out / "roc"))
-    if rates_table and reach_table:
-        r = pd.read_parquet(rates_table)
-        rates(r, str(out / "rates"), order=order)
-        found = found.merge(
-            reach(pd.read_parquet(reach_table), str(out / "reach"), order=order), on="method", how="outer"
-        )
-        if "per_example_stop" not in skip:
-            stopping(pe, r, str(out / "per_example_stop"), order=order)
-    rank = {m: i for i, m in enumerate(order)}
-    found = found.sort_values("method", key=lambda c: c.map(rank)).reset_index(drop=True)
-    if out_findings:
-        with atomic_path(out_findings) as tmp:
-            found.to_csv(tmp, index=False, float_format="%.4g")
-    return found
+    for name in names:
+        DRAW[name](t, str(out / name))
+    return names

@@ -13,9 +13,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import yaml
 
-from umia import io, provenance
+from umia import io, provenance, registry
 from umia.io import atomic_path
-from umia.plots import ATTACK_LABELS, method_colours, method_order
+from umia.plots import attack_label, attacks_in, method_colours, method_order
 
 CHANCE_TOLERANCE = 0.03  # the retrain control must sit within 0.5 +- this (its interval must cover 0.5 or lie inside)
 
@@ -52,7 +52,7 @@ def controls_verdict(summary: pd.DataFrame) -> list[tuple[bool, str]]:
             .iterrows()
         ):
             ok = r["accuracy_ci_low"] - CHANCE_TOLERANCE <= 0.5 <= r["accuracy_ci_high"] + CHANCE_TOLERANCE
-            name = ATTACK_LABELS.get(attack, attack)
+            name = attack_label(attack)
             out.append((bool(ok), f"retrain control: {name} accuracy {_ci(r, 'accuracy')} (should be at chance, 0.5)"))
     if "none" in s.index:
         r = s.loc["none"]
@@ -82,20 +82,33 @@ def _table(df: pd.DataFrame, colours: Mapping[str, str]) -> str:
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
 
 
+# the summary table's columns of an attack: (summary column, heading after the attack's label)
+ACCURACY = (("accuracy", "accuracy"),)
+SUMMARY_COLUMNS = {
+    "ulira": (
+        ("accuracy", "accuracy [95% CI]"),
+        ("tpr_at_1pct_fpr", "TPR at 1% FPR [95% CI]"),
+        ("epsilon_median", "median per-example ε"),
+    )
+}
+
+
+def summary_columns() -> list[tuple[str, str, str]]:
+    """(attack, column, heading) of the summary table: the attacks of the ``attack_accuracy`` and
+    ``retained_change`` figures (``registry.ATTACKS``), in the registry's order, by their labels."""
+    attacks = [a for a in registry.ATTACKS if a in {*attacks_in("attack_accuracy"), *attacks_in("retained_change")}]
+    return [
+        (a, col, f"{registry.ATTACKS[a].label} {heading}")
+        for a in attacks
+        for col, heading in SUMMARY_COLUMNS.get(a, ACCURACY)
+    ]
+
+
 def summary_rows(summary: pd.DataFrame) -> pd.DataFrame:
     """One row per method: the main attacks side by side."""
     methods = method_order(summary["method"].tolist())
     by = summary.set_index(["method", "attack"])
-    columns = [
-        ("ulira", "accuracy", "U-LiRA accuracy [95% CI]"),
-        ("ulira", "tpr_at_1pct_fpr", "U-LiRA TPR at 1% FPR [95% CI]"),
-        ("ulira", "epsilon_median", "U-LiRA median per-example ε"),
-        ("population_gaussian", "accuracy", "population Gaussian accuracy"),
-        ("population_loss", "accuracy", "population loss accuracy"),
-        ("population_zlib", "accuracy", "population zlib accuracy"),
-        ("population_min_k", "accuracy", "population Min-K% accuracy"),
-        ("lira_retained", "accuracy", "retained-example LiRA accuracy"),
-    ]
+    columns = summary_columns()
     present = set(summary["attack"])
     rows = []
     for m in methods:
@@ -157,7 +170,7 @@ def summary_page(
         "<h2>Summary</h2><p>Accuracy of each attack at its likelihood-ratio threshold (chance: 0.5) on the "
         "forget examples, and of plain LiRA (members vs non-members) on the retained examples; 95% bootstrap "
         f"intervals over the {n_models} target models. Attacks: "
-        + ", ".join(ATTACK_LABELS.get(a, a) for a in dict.fromkeys(s["attack"]))
+        + ", ".join(attack_label(a) for a in dict.fromkeys(s["attack"]))
         + ". The full table, with AUC and TPR at 0.1% FPR, is <code>tables/summary.csv</code>.</p>",
         _table(summary_rows(s), colours),
         "<h2>Findings</h2><p>Shares of forget examples whose per-example U-LiRA accuracy rose above the one on "

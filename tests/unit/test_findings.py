@@ -1,5 +1,6 @@
-"""The findings: rate tables with known answers, every figure drawn from synthetic tables, the
-report page, and the provenance stamps."""
+"""The findings: rate tables and the findings table with known answers, every figure drawn from
+synthetic tables (and only the figures the experiment has), the report page, and the provenance
+stamps."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from umia import io, plots, provenance
+from umia import findings, io, plots, provenance, registry
 from umia.pipeline import rate_tables, retrain_moments
 from umia.report import controls_verdict, summary_page
 
 METHODS = ["none", "retrain", "finetune", "neggrad_plus", "per_example_stop"]
+FIGURES = list(registry.FIGURES)
+# the attacks of an image experiment's attack_accuracy figure: U-LiRA and the two population attacks
+MAIN_ATTACKS = tuple(a for a in plots.attacks_in("attack_accuracy") if "image" in registry.ATTACKS[a].tasks)
 
 
 def test_retrain_moments_average_views_then_models():
@@ -54,8 +58,9 @@ def test_rate_tables_known_answer():
     assert h.loc[2, "reach_fraction"] == np.inf and h.loc[2, "share_reached"] == 0.5
 
 
-def _tables(rng):
+def _tables(rng, methods=METHODS):
     """Synthetic tables of the shapes the workflow writes: 40 candidates, 60 retained examples."""
+    METHODS = methods  # noqa: N806
     cand, kept = np.arange(40), np.arange(40, 100)
     before = rng.uniform(0.5, 0.9, len(cand))
     before[:10] = 0.5
@@ -72,7 +77,7 @@ def _tables(rng):
     per_ex = pd.concat(per_ex, ignore_index=True).assign(label=1, epsilon=1.0, n_trials=32)
     summary = []
     for m in METHODS:
-        for a in plots.MAIN_ATTACKS + ("lira_retained",):
+        for a in MAIN_ATTACKS + ("lira_retained",):
             acc = 0.5 if m == "retrain" else 0.6
             summary.append(
                 {
@@ -92,7 +97,7 @@ def _tables(rng):
         [
             pd.DataFrame({"method": m, "attack": a, "fpr": np.logspace(-4, 0, 20), "tpr": np.logspace(-3, 0, 20)})
             for m in METHODS
-            for a in plots.MAIN_ATTACKS
+            for a in MAIN_ATTACKS
         ]
     )
     examples = pd.DataFrame(
@@ -123,38 +128,46 @@ def _tables(rng):
     return summary, per_ex, roc, examples, rates, reach
 
 
-def test_figures_from_tables_alone(tmp_path):
-    summary, per_ex, roc, examples, rates, reach = _tables(np.random.default_rng(0))
+def _write(tmp_path, tables):
+    summary, per_ex, roc, examples, rates, reach = tables
     paths = {}
     for name, df in (("per_example", per_ex), ("roc", roc), ("examples", examples), ("rates", rates), ("reach", reach)):
-        paths[name] = tmp_path / f"{name}.parquet"
+        paths[name] = str(tmp_path / f"{name}.parquet")
         df.to_parquet(paths[name])
-    pd.DataFrame(summary).to_csv(tmp_path / "summary.csv", index=False)
-    found = plots.figures(
-        summary=str(tmp_path / "summary.csv"),
-        per_example=str(paths["per_example"]),
-        roc_table=str(paths["roc"]),
-        examples=str(paths["examples"]),
-        rates_table=str(paths["rates"]),
-        reach_table=str(paths["reach"]),
-        out_dir=str(tmp_path / "figures"),
-        out_findings=str(tmp_path / "findings.csv"),
+    paths["summary"] = str(tmp_path / "summary.csv")
+    pd.DataFrame(summary).to_csv(paths["summary"], index=False)
+    return paths
+
+
+def _figures(paths, out, **kw):
+    return plots.figures(
+        summary=paths["summary"],
+        per_example=paths["per_example"],
+        roc_table=paths["roc"],
+        examples=paths["examples"],
+        rates_table=paths["rates"],
+        reach_table=paths["reach"],
+        out_dir=str(out),
+        **kw,
     )
-    names = [
-        "attack_accuracy",
-        "roc",
-        "per_example_accuracy",
-        "protected_examples",
-        "before_after",
-        "retained_change",
-        "rates",
-        "reach",
-        "per_example_stop",
-    ]
-    for n in names:
+
+
+def test_figures_from_tables_alone(tmp_path):
+    paths = _write(tmp_path, _tables(np.random.default_rng(0)))
+    drawn = _figures(paths, tmp_path / "figures")
+    assert drawn == FIGURES  # every method of the registry's figures is configured
+    for n in FIGURES:
         for ext in ("png", "pdf"):
             f = tmp_path / "figures" / f"{n}.{ext}"
             assert f.stat().st_size > 5000, f
+    assert set(plots.DRAW) == set(registry.FIGURES)
+    assert not (tmp_path / "figures" / "findings.csv").exists()  # the findings rule writes it
+
+
+def test_findings_of_synthetic_tables(tmp_path):
+    paths = _write(tmp_path, _tables(np.random.default_rng(0)))
+    found = findings.write(paths["per_example"], str(tmp_path / "findings.csv"), reach=paths["reach"])
+    assert list(found.columns) == [*findings.COLUMNS, *findings.REACH_COLUMNS]
     f = found.set_index("method")
     assert list(found["method"]) == METHODS[1:]  # the config's order, controls first; none is the baseline
     assert f.loc["finetune", "forget_share_worse"] == 0.25 and f.loc["finetune", "forget_share_worse_any"] == 0.25
@@ -163,7 +176,85 @@ def test_figures_from_tables_alone(tmp_path):
     assert f.loc["finetune", "retained_mean_change"] == pytest.approx(0.01)
     assert f.loc["retrain", "retained_share_worse"] == 0
     assert f.loc["finetune", "share_reached"] == 0.75
-    assert (tmp_path / "findings.csv").exists()
+    assert pd.read_csv(tmp_path / "findings.csv").shape == found.shape
+    # without the rates tables (no unlearning methods): no reach columns
+    assert list(findings.table(pd.read_parquet(paths["per_example"])).columns) == list(findings.COLUMNS)
+
+
+def _hand_built():
+    """Four forget examples (U-LiRA over 100 trials each) and four retained ones (LiRA over 64),
+    the methods in the config's order (finetune first: the controls go first all the same)."""
+    rows = []
+
+    def add(method, attack, ids, acc, n):
+        rows.extend(
+            {"method": method, "attack": attack, "example_id": i, "accuracy": a, "n_trials": n, "label": 0}
+            for i, a in zip(ids, acc, strict=True)
+        )
+
+    # finetune on the forget examples: 0.65 vs 0.5 is beyond two standard errors (0.141), 0.6 is
+    # not; 0.35 is better beyond them; example 4 has no accuracy after unlearning (dropped)
+    add("finetune", "ulira", range(5), [0.65, 0.6, 0.35, 0.5, np.nan], 100)
+    add("none", "ulira", range(5), [0.5] * 5, 100)
+    add("retrain", "ulira", range(5), [0.5, 0.5, 0.55, 0.5, 0.5], 100)
+    # retained: 1 is taken as 1 - 1/128, so 1.0 vs 0.9 is beyond two standard errors (0.078) and
+    # 1.0 vs 0.95 is not (0.059); 0.4 vs 0.5 is not better beyond them (0.175)
+    add("finetune", "lira_retained", range(10, 14), [1.0, 1.0, 0.5, 0.4], 64)
+    add("none", "lira_retained", range(10, 14), [0.9, 0.95, 0.5, 0.5], 64)
+    add("retrain", "lira_retained", range(10, 14), [0.9, 0.95, 0.5, 0.5], 64)
+    per_ex = pd.DataFrame(rows)
+    reach = pd.DataFrame({"method": "finetune", "example_id": range(4), "reach_fraction": [0.25, 0.5, 0.75, np.inf]})
+    return per_ex, reach
+
+
+def test_findings_known_answer(tmp_path):
+    per_ex, reach = _hand_built()
+    per_ex.to_parquet(tmp_path / "per_example.parquet")
+    reach.to_parquet(tmp_path / "reach.parquet")
+    found = findings.write(
+        str(tmp_path / "per_example.parquet"), str(tmp_path / "f.csv"), str(tmp_path / "reach.parquet")
+    )
+    assert (tmp_path / "f.csv").read_text().splitlines() == [
+        "method,forget_share_worse,forget_share_better,forget_share_worse_any,retained_share_worse,"
+        "retained_share_better,retained_share_worse_any,retained_mean_change,share_reached,median_reach_fraction",
+        "retrain,0,0,0.2,0,0,0,0,,",  # five examples: 0.55 is worse, not beyond the noise
+        "finetune,0.25,0.25,0.5,0.25,0,0.5,0.0125,0.75,0.625",
+    ]
+    assert found.loc[1, "retained_mean_change"] == pytest.approx(0.0125)  # (0.1 + 0.05 + 0 - 0.1) / 4
+    row, before, after = findings.forget_changes(per_ex)["finetune"]
+    assert row["n_examples"] == 4 and before.tolist() == [0.5] * 4 and after.tolist() == [0.65, 0.6, 0.35, 0.5]
+
+
+def test_figures_leave_out_what_the_experiment_lacks(tmp_path):
+    # no per_example_stop configured: its figure is not drawn (nor a placeholder), the others are
+    paths = _write(tmp_path, _tables(np.random.default_rng(3), METHODS[:4]))
+    drawn = _figures(paths, tmp_path / "figures")
+    assert "per_example_stop" not in drawn and drawn == registry.figure_names("image", ["finetune", "neggrad_plus"])
+    assert not list((tmp_path / "figures").glob("per_example_stop.*"))
+    assert (tmp_path / "figures" / "reach.png").exists()
+    # what the rule asks for (figure_names of the configured methods' base names): no methods, no
+    # rate figures; per_example_stop only where it is configured
+    always = [n for n, f in registry.FIGURES.items() if not f.needs_methods and f.needs_method is None]
+    assert registry.figure_names("image", []) == always
+    assert registry.figure_names("image", ["per_example_stop"]) == FIGURES
+    with pytest.raises(ValueError, match="rates tables"):
+        _figures({**paths, "rates": None, "reach": None}, tmp_path / "x", names=["rates"])
+
+
+def _stop_legend(monkeypatch, tables):
+    figs = []
+    monkeypatch.setattr(plots, "_save", lambda fig, stem: figs.append(fig))
+    _, per_ex, _, _, rates, _ = tables
+    plots.stopping(per_ex, rates, "unused")
+    (fig,) = figs
+    return [t.get_text().split(" (")[0] for t in fig.axes[0].get_legend().get_texts()]
+
+
+def test_stopping_compares_with_neggrad_plus_where_it_runs(monkeypatch):
+    both = _tables(np.random.default_rng(4))
+    assert _stop_legend(monkeypatch, both) == ["retrain", "neggrad_plus", "per_example_stop"]
+    alone = _tables(np.random.default_rng(4), ["none", "retrain", "finetune", "per_example_stop"])
+    assert _stop_legend(monkeypatch, alone) == ["retrain", "per_example_stop"]
 
 
 def test_method_colours_are_fixed_per_method():
@@ -241,8 +332,8 @@ def test_protected_examples_show_reviews_for_text(tmp_path):
 def test_moved_counts_only_changes_beyond_the_noise():
     n = np.full(4, 100.0)
     # se of 0.5 vs 0.5 over 100 trials each: sqrt(0.0025 + 0.0025) = 0.0707; two of them: 0.141
-    worse, better = plots.moved(np.array([0.65, 0.6, 0.35, 0.5]), np.full(4, 0.5), n)
+    worse, better = findings.moved(np.array([0.65, 0.6, 0.35, 0.5]), np.full(4, 0.5), n)
     assert worse.tolist() == [True, False, False, False] and better.tolist() == [False, False, True, False]
     # 1 is taken as 1 - 1/128 over 64 trials: 1.0 vs 0.9 is beyond 2 se (0.078), 1.0 vs 0.95 is not (0.059)
-    worse, _ = plots.moved(np.array([1.0, 1.0]), np.array([0.9, 0.95]), np.array([64.0, 64.0]))
+    worse, _ = findings.moved(np.array([1.0, 1.0]), np.array([0.9, 0.95]), np.array([64.0, 64.0]))
     assert worse.tolist() == [True, False]

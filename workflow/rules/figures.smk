@@ -1,40 +1,51 @@
 # Figures and the report page need only the tables: rebuild them alone (seconds, no GPU) with
-#   snakemake --workflow-profile profiles/default --forcerun figures report_page
+#   snakemake --workflow-profile profiles/default --forcerun findings figures report_page
 # and the self-contained report with
 #   snakemake --workflow-profile profiles/default --report results/<experiment>/report.html
 
 
-FIGURES = {  # figure (and its caption, workflow/report/<name>.rst): report category
-    "attack_accuracy": "1. Population vs per-example",
-    "roc": "1. Population vs per-example",
-    "per_example_accuracy": "2. Variance across examples",
-    "protected_examples": "2. Variance across examples",
-    "before_after": "3. Lower for some, higher for others",
-    "retained_change": "4. Retained examples",
-    "rates": "5. Rates of unlearning",
-    "reach": "5. Rates of unlearning",
-    "per_example_stop": "6. Per-example stopping",
-}
-RATE_FIGURES = ("rates", "reach", "per_example_stop")  # drawn only when some method unlearns
-# not drawn for text: per_example_stop is an image method
-TEXT_SKIPPED_FIGURES = ("per_example_stop",)
+from umia import registry
+
+# figure (its caption: workflow/report/<name>.rst) -> spec, with its report category
+FIGURES = registry.FIGURES
+
+
+def method_names():
+    """The configured methods' base names: without an ``@...`` override (a plug-in id such as
+    ``ssd.ssd@alpha=10`` is ``ssd.ssd``)."""
+    return list(dict.fromkeys(m.split("@")[0] for m in config["methods"]))
 
 
 def figure_names():
-    """The figures this experiment draws."""
-    skip = (RATE_FIGURES if not config["methods"] else ()) + (TEXT_SKIPPED_FIGURES if TEXT else ())
-    return [name for name in FIGURES if name not in skip]
+    """The figures this experiment draws: those whose task, methods and data it has."""
+    return registry.figure_names("text" if TEXT else "image", method_names())
 
 
 def figure_outputs():
     """Each figure's PNG (in the report, with its caption) and PDF (for papers)."""
     out = {}
-    for name, category in FIGURES.items():
-        if name not in figure_names():
-            continue
-        out[f"{name}_png"] = report(f"{R}/figures/{name}.png", caption=f"../report/{name}.rst", category=category)
+    for name in figure_names():
+        out[f"{name}_png"] = report(
+            f"{R}/figures/{name}.png",
+            caption=f"../report/{name}.rst",
+            category=FIGURES[name].category,
+        )
         out[f"{name}_pdf"] = f"{R}/figures/{name}.pdf"
     return out
+
+
+rule findings:
+    input:
+        per_example=f"{R}/tables/per_example.parquet",
+        reach=REACH if config["methods"] else [],
+    output:
+        f"{R}/tables/findings.csv",
+    log:
+        f"{R}/logs/findings.log",
+    benchmark:
+        f"{R}/benchmarks/findings.tsv"
+    script:
+        "../scripts/findings.py"
 
 
 rule figures:
@@ -47,13 +58,13 @@ rule figures:
         reach=REACH if config["methods"] else [],
     output:
         **figure_outputs(),
-        findings=f"{R}/tables/findings.csv",
-    params:
-        skip=[name for name in FIGURES if name not in figure_names()],
     log:
         f"{R}/logs/figures.log",
     benchmark:
         f"{R}/benchmarks/figures.tsv"
+    params:
+        names=figure_names(),
+        task="text" if TEXT else "image",
     script:
         "../scripts/figures.py"
 
@@ -65,7 +76,11 @@ rule report_page:
         scores=SCORES,
         candidates=CANDIDATES,
     output:
-        report(f"{R}/report/summary.html", caption="../report/summary.rst", category="0. Summary and provenance"),
+        report(
+            f"{R}/report/summary.html",
+            caption="../report/summary.rst",
+            category="0. Summary and provenance",
+        ),
     log:
         f"{R}/logs/report_page.log",
     benchmark:

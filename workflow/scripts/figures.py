@@ -12,6 +12,6 @@ figures(
     rates_table=snakemake.input.rates or None,
     reach_table=snakemake.input.reach or None,
     out_dir=str(Path(snakemake.output[0]).parent),
-    out_findings=snakemake.output.findings,
-    skip=snakemake.params.skip,
+    names=snakemake.params.names,
+    task=snakemake.params.task,
 )
