@@ -18,36 +18,12 @@ from typing import Any
 import jsonschema
 import yaml
 
-from umia.errors import ConfigError
+from umia import plugins, registry
+from umia.errors import ConfigError, DataError
+from umia.registry import CONTROLS
 
-CONTROLS = ("none", "retrain")
-# Unlearning methods the package implements; the controls are not in the config's method list.
-METHODS = (
-    "finetune",
-    "gradient_ascent",
-    "neggrad_plus",
-    "random_labels",
-    "l1_sparse",
-    "scrub",
-    "salun",
-    "per_example_stop",
-    "npo",
-)
-# Datasets of text (a causal language model per shadow model) and the methods that apply to them.
-TEXT_DATASETS = ("imdb",)
-TEXT_METHODS = ("finetune", "gradient_ascent", "neggrad_plus", "npo")
-IMAGE_METHODS = tuple(m for m in METHODS if m != "npo")
-# Methods whose jobs need the retrain models' scores (they stop on each example's retrain mean).
-NEEDS_RETRAIN_SCORES = ("per_example_stop",)
-# Networks that suit each dataset's image size.
-NETWORKS = {
-    "digits": ("mlp", "cnn"),
-    "fashion_mnist": ("mlp", "cnn", "fastcnn", "resnet18"),
-    "cifar10": ("mlp", "cnn", "fastcnn", "resnet18"),
-    "imdb": ("gpt2",),
-}
-DIGITS_SIZE = 1797  # sklearn.datasets.load_digits
-N_CLASSES = {"imdb": 2}  # the image datasets have ten classes
+# Names of datasets, networks and methods come from umia.registry; plug-ins from umia.plugins.
+DIGITS_SIZE = registry.DIGITS_SIZE
 TEXT_ONLY_DATASET_KEYS = ("pool_size", "test_size", "pretrain_size", "max_tokens")
 # Defaults of a text experiment where they differ from the schema's (which are the image task's):
 # filled in before the schema's defaults, only where the config leaves a key out.
@@ -72,13 +48,31 @@ SPEED_ONLY_TRAIN_KEYS = ("stack",)  # train keys left out of the hash
 TEXT_RESULT_KEYS = ("lm",)
 
 
+def task(config: Mapping) -> str:
+    """The experiment's task ("image" or "text"), from its dataset's registry entry."""
+    spec = registry.DATASETS.get(config.get("dataset", {}).get("name"))
+    return spec.task if spec is not None else "image"
+
+
 def is_text(config: Mapping) -> bool:
-    """Whether the experiment is a text task (a causal language model), from its dataset name."""
-    return config.get("dataset", {}).get("name") in TEXT_DATASETS
+    """Whether the experiment is a text task (a causal language model per shadow model)."""
+    return task(config) == "text"
+
+
+def dataset_info(dataset: Mapping):
+    """The dataset's image shape, classes and pool size (umia.data.inspect: reads headers only);
+    a problem with the file is a ConfigError naming ``dataset.path``."""
+    from umia import data
+
+    try:
+        return data.inspect(dataset)
+    except DataError as e:
+        raise ConfigError(f"config key 'dataset.path': {e}") from e
 
 
 def n_classes(dataset: Mapping) -> int:
-    return N_CLASSES.get(dataset["name"], 10)
+    spec = registry.DATASETS[dataset["name"]]
+    return spec.n_classes if spec.n_classes is not None else dataset_info(dataset).n_classes
 
 
 def _fill(into: dict, defaults: Mapping) -> None:
@@ -166,18 +160,22 @@ INHERITED = ("label_smoothing", "flip", "translate")  # unlearning keeps the tra
 
 def method_settings(config: Mapping, spec: str) -> dict[str, Any]:
     """The resolved settings of one entry of ``methods``: the training recipe's label smoothing
-    and augmentation, then the method's settings, then the entry's overrides."""
+    and augmentation, then the method's settings, then the entry's overrides. A plug-in's own
+    defaults are not here: its job adds them from the plug-in's declaration (umia.methods.resolve)."""
     name, overrides = parse_method(spec)
     settings = {k: config["train"][k] for k in INHERITED}
-    settings.update(config["unlearn"].get(name, {}))
+    if not plugins.is_plugin(name):
+        settings.update(config["unlearn"].get(name, {}))
     settings.update(overrides)
     return settings
 
 
-def resolve(config: Mapping, schema: Mapping) -> dict:
+def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict:
     """Validate ``config`` against ``schema``, fill defaults, and check what a schema cannot.
 
-    Returns a new dict; raises ConfigError with a one-line message naming the key.
+    With ``load_plugins`` the plug-ins the config names are imported and checked against their
+    contract (the workflow's main process does this; its cluster jobs skip it). Returns a new
+    dict; raises ConfigError with a one-line message naming the key.
     """
     if not isinstance(config, Mapping):
         raise ConfigError("config: the file must hold a YAML mapping of keys to values")
@@ -202,50 +200,29 @@ def resolve(config: Mapping, schema: Mapping) -> dict:
             f"config key 'dataset.path': {ds['name']} has no download; set it to a local IMDB Parquet "
             "(columns doc_id, split, label, text) or an aclImdb folder"
         )
-    if cfg["network"] not in NETWORKS[ds["name"]]:
+    if registry.DATASETS[ds["name"]].needs_path and ds["path"] is None and not text:
         raise ConfigError(
-            f"config key 'network': {cfg['network']!r} does not fit dataset {ds['name']!r}; "
-            f"use one of {', '.join(NETWORKS[ds['name']])}"
+            f"config key 'dataset.path': dataset {ds['name']!r} is read from a local file; set dataset.path"
         )
+    if ds["path"] is not None and not Path(ds["path"]).exists():
+        fix = (
+            "fix the path"
+            if text or registry.DATASETS[ds["name"]].needs_path
+            else "fix the path or set it to null to download"
+        )
+        raise ConfigError(f"config key 'dataset.path': {ds['path']} does not exist; {fix}")
+    _check_network(cfg, load_plugins)
     if not text and cfg["train"].get("stack", 1) > 1 and cfg["network"] != "fastcnn":
         raise ConfigError(
             f"config key 'train.stack': stacking models needs network: fastcnn, not {cfg['network']!r}; "
             "set train.stack: 1"
         )
-    if ds["path"] is not None and not Path(ds["path"]).exists():
-        fix = "fix the path" if text else "fix the path or set it to null to download"
-        raise ConfigError(f"config key 'dataset.path': {ds['path']} does not exist; {fix}")
     if ds.get("sha256") and ds["path"] is None:
         raise ConfigError("config key 'dataset.sha256': a checksum needs a local file in dataset.path")
     _check_writable(cfg["results_dir"])
     if ds["name"] == "digits" and ds["path"] is not None:
         raise ConfigError("config key 'dataset.path': digits ships with scikit-learn; set it to null")
-    for spec in cfg["methods"]:
-        name, overrides = parse_method(spec)
-        if name in CONTROLS:
-            raise ConfigError(f"config key 'methods': {name!r} is a control and always runs; remove it from the list")
-        if name not in METHODS:
-            raise ConfigError(f"config key 'methods': unknown method {name!r}; known: {', '.join(METHODS)}")
-        family, kind = (TEXT_METHODS, "language models") if text else (IMAGE_METHODS, "images")
-        if name not in family:
-            raise ConfigError(
-                f"config key 'methods': {name!r} does not apply to {ds['name']}; for {kind} use one of "
-                f"{', '.join(family)}"
-            )
-        method_schema = schema["properties"]["unlearn"]["properties"][name]
-        known = set(method_schema["properties"])
-        for key in overrides:
-            if key not in known:
-                raise ConfigError(
-                    f"config key 'methods': {spec!r} sets {key!r}, which {name} does not have; "
-                    f"it has {', '.join(sorted(known))}"
-                )
-        settings = method_settings(cfg, spec)
-        error = next(iter(_Validator(method_schema).iter_errors(settings)), None)
-        if error is not None:
-            raise ConfigError(
-                _schema_message(error).replace("config key '", f"config key 'methods': {spec!r} setting '", 1)
-            )
+    _check_methods(cfg, schema, load_plugins)
     c, n_pool = cfg["candidates"], pool_size(ds)
     if c["mode"] == "random" and c["size"] > n_pool // 2:
         raise ConfigError(
@@ -303,9 +280,99 @@ def pool_size(dataset: Mapping) -> int:
     """Size of the pool P (the training split) of a dataset, known without loading it."""
     if dataset["name"] == "digits":
         return DIGITS_SIZE - math.ceil(dataset["test_fraction"] * DIGITS_SIZE)
-    if dataset["name"] in TEXT_DATASETS:
+    if is_text({"dataset": dataset}):
         return dataset["pool_size"]
-    return {"fashion_mnist": 60_000, "cifar10": 50_000}[dataset["name"]]
+    spec = registry.DATASETS[dataset["name"]]
+    return spec.pool_size if spec.pool_size is not None else dataset_info(dataset).pool_size
+
+
+def image_shape(dataset: Mapping) -> tuple[int, int, int]:
+    """(C, H, W) of an image dataset, known without loading it."""
+    spec = registry.DATASETS[dataset["name"]]
+    return spec.shape if spec.shape is not None else tuple(dataset_info(dataset).shape)
+
+
+def _check_network(cfg: Mapping, load_plugins: bool) -> None:
+    """The network fits the dataset's task and image size; a plug-in network imports and is callable."""
+    net, ds = cfg["network"], cfg["dataset"]
+    kind = task(cfg)
+    fits = [n for n, spec in registry.NETWORKS.items() if spec.task == kind]
+    if kind == "image":
+        side = min(image_shape(ds)[1:])
+        fits = [n for n in fits if registry.NETWORKS[n].min_side <= side]
+    if plugins.is_plugin(net):
+        if kind != "image":
+            raise ConfigError("config key 'network': plug-in networks are for images; for text set lm.base_model")
+        if load_plugins:
+            plugins.load(net, "network")
+        return
+    if net not in registry.NETWORKS:
+        raise ConfigError(
+            f"config key 'network': {net!r} is not one of: {', '.join(registry.NETWORKS)}; "
+            "or name your own as module:function"
+        )
+    if net not in fits:
+        raise ConfigError(
+            f"config key 'network': {net!r} does not fit dataset {ds['name']!r}; use one of {', '.join(fits)}"
+        )
+
+
+def _check_methods(cfg: Mapping, schema: Mapping, load_plugins: bool) -> None:
+    """Every method entry names a method for the experiment's task, with settings it has, in range."""
+    kind = task(cfg)
+    ids: dict[str, str] = {}
+    for spec in cfg["methods"]:
+        name, overrides = parse_method(spec)
+        if name in CONTROLS:
+            raise ConfigError(f"config key 'methods': {name!r} is a control and always runs; remove it from the list")
+        if plugins.is_plugin(name):
+            fn_name = plugins.split_ref(name)[1]
+            if fn_name in registry.METHODS or fn_name in CONTROLS:
+                raise ConfigError(
+                    f"config key 'methods': plug-in {name!r} has the name of a built-in method; rename the function"
+                )
+            if not load_plugins:
+                continue
+            _, declared = plugins.load_method(name)
+            tasks, method_schema = declared.tasks, declared.schema()
+            settings = {**declared.settings, **overrides}
+        else:
+            if name not in registry.METHODS:
+                raise ConfigError(
+                    f"config key 'methods': unknown method {name!r}; known: {', '.join(registry.METHODS)}; "
+                    "or name your own as file.py:function"
+                )
+            tasks = registry.METHODS[name].tasks
+            method_schema = schema["properties"]["unlearn"]["properties"][name]
+            settings = method_settings(cfg, spec)
+        if kind not in tasks:
+            family = [m for m, s in registry.METHODS.items() if kind in s.tasks]
+            what = "language models" if kind == "text" else "images"
+            raise ConfigError(
+                f"config key 'methods': {name!r} does not apply to {cfg['dataset']['name']}; for {what} use one of "
+                f"{', '.join(family)}"
+            )
+        known = set(method_schema["properties"])
+        for key in overrides:
+            if key not in known:
+                has = ", ".join(sorted(known)) or "no settings"
+                raise ConfigError(
+                    f"config key 'methods': {spec!r} sets {key!r}, which {name} does not have; it has {has}"
+                )
+        error = next(iter(_Validator(method_schema).iter_errors(settings)), None)
+        if error is not None:
+            raise ConfigError(
+                _schema_message(error).replace("config key '", f"config key 'methods': {spec!r} setting '", 1)
+            )
+        mid = plugins.method_id(spec)
+        if mid in ids:
+            raise ConfigError(f"config key 'methods': {spec!r} and {ids[mid]!r} share the name {mid!r}; rename one")
+        ids[mid] = spec
+
+
+def method_ids(config: Mapping) -> dict[str, str]:
+    """Each method entry's name in paths and tables (umia.plugins.method_id) -> the entry."""
+    return {plugins.method_id(spec): spec for spec in config["methods"]}
 
 
 def config_hash(config: Mapping) -> str:

@@ -129,6 +129,8 @@ LM_STATS = pa.schema(
 )
 
 ROC = pa.schema([("method", pa.string()), ("attack", pa.string()), ("fpr", pa.float64()), ("tpr", pa.float64())])
+# the tables the gather rule collects from shard files, by the name its rules give them
+TABLES = {"scores": SCORES, "trajectory": TRAJECTORY, "lm_stats": LM_STATS}
 
 
 @contextlib.contextmanager

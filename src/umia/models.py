@@ -165,10 +165,13 @@ def resnet18(in_shape: tuple[int, int, int], n_classes: int, width: int) -> nn.M
     return net
 
 
-NETWORKS = {"mlp": MLP, "cnn": SmallCNN, "fastcnn": FastCNN, "resnet18": resnet18}
-
-
 def build(name: str, in_shape: tuple[int, int, int], n_classes: int, width: int) -> nn.Module:
-    if name not in NETWORKS:
-        raise ValueError(f"unknown network {name!r}; known: {', '.join(NETWORKS)}")
-    return NETWORKS[name](in_shape, n_classes, width)
+    """The network ``name`` (a registry name, or a plug-in ``module:callable``) for images of
+    ``in_shape`` (C, H, W) and ``n_classes`` classes."""
+    from umia import plugins, registry
+
+    if plugins.is_plugin(name):
+        return plugins.load(name, "network")(in_shape, n_classes, width)
+    if name not in registry.NETWORKS or registry.NETWORKS[name].task != "image":
+        raise ValueError(f"unknown image network {name!r}; known: {', '.join(registry.IMAGE_NETWORKS)}")
+    return plugins.load(registry.NETWORKS[name].builder, "network")(in_shape, n_classes, width)

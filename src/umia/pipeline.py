@@ -11,10 +11,20 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from umia import attacks, io, plan, provenance, text
+from umia import attacks, data, io, plan, provenance, registry
+from umia import corpus as text
 from umia.data import CLASS_NAMES, load_prepared
 
 log = logging.getLogger(__name__)
+
+
+def prepare_data(dataset: Mapping, seed: int, out: str) -> None:
+    """The prepare job of either task: images into the prepared .npz (umia.data), reviews into the
+    corpus Parquet (umia.corpus)."""
+    if registry.task_of(dataset["name"]) == "text":
+        text.prepare(dataset, seed, out)
+    else:
+        data.prepare(dataset, seed, out)
 
 
 def is_corpus(data: str) -> bool:

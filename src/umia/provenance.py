@@ -30,8 +30,9 @@ PACKAGES = (
 )
 
 
-def job(device) -> str:
-    """JSON for one model job: its device (the GPU's name), torch and CUDA versions, host."""
+def job(device, plugins: dict[str, str] | None = None) -> str:
+    """JSON for one model job: its device (the GPU's name), torch and CUDA versions, host, and the
+    plug-ins it ran (name -> sha256 of their source), if any."""
     import torch
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
@@ -43,6 +44,7 @@ def job(device) -> str:
             "host": platform.node(),
             "umia": umia.__version__,
             "source": source_hash(),
+            **({"plugins": plugins} if plugins else {}),
         },
         sort_keys=True,
     )

@@ -19,6 +19,42 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ROOT / "tests/workflow/tiny.yaml"
+PLUGINS = "tests/workflow/plugins"  # bad plug-ins, each breaking the contract in its own way
+
+
+def _npz(tmp: Path, drop: str | None = None, bad_label: bool = False) -> Path:
+    """A small generic .npz dataset (3 channels, 12x12, 3 classes), one array left out or a label wrong."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "x_train": rng.integers(0, 255, (60, 12, 12, 3), dtype=np.uint8),
+        "y_train": np.arange(60) % 3,
+        "x_test": rng.integers(0, 255, (30, 12, 12, 3), dtype=np.uint8),
+        "y_test": np.arange(30) % 3,
+    }
+    if bad_label:
+        arrays["y_test"][0] = -1
+    arrays.pop(drop, None)
+    np.savez(tmp / "own.npz", **arrays)
+    return tmp / "own.npz"
+
+
+def _folder(tmp: Path, empty: str | None = None, odd_size: bool = False) -> Path:
+    """An image tree train/<class>/*.png, test/<class>/*.png of 8x8 grey images; one class folder
+    left empty, or one image of another size."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 20), ("test", 6)):
+        for cls in ("ant", "bee", "cat"):
+            d = tmp / "tree" / split / cls
+            d.mkdir(parents=True)
+            if cls == empty:
+                continue
+            for i in range(n):
+                side = 9 if odd_size and split == "train" and cls == "bee" and i == 3 else 8
+                Image.fromarray(rng.integers(0, 255, (side, side), dtype=np.uint8)).save(d / f"{i:03d}.png")
+    return tmp / "tree"
+
 
 # (what is wrong, config lines, text the one line must contain)
 CONFIG_CASES = [
@@ -77,7 +113,55 @@ CONFIG_CASES = [
         "results_dir: /etc/hostname/results",
         "config key 'results_dir': /etc/hostname/results",
     ),
+    # your own method, network or data (README, "Evaluate your own method")
+    (
+        "plug-in file that does not import",
+        f"methods: ['{PLUGINS}/broken.py:method']",
+        "broken.py does not import (ModuleNotFoundError: No module named 'no_such_module_for_umia_tests')",
+    ),
+    (
+        "plug-in module that does not import",
+        "methods: ['no_such_lab.forget:fn']",
+        "module 'no_such_lab.forget' does not import",
+    ),
+    ("plug-in file that does not exist", "methods: ['my_methods.py:fn']", "file my_methods.py does not exist"),
+    ("plug-in function that does not exist", "methods: ['examples/ssd.py:sdd']", "examples/ssd.py has no 'sdd'"),
+    (
+        "plug-in name that is not callable",
+        f"methods: ['{PLUGINS}/bad.py:not_callable']",
+        "not_callable is a int, not a callable",
+    ),
+    (
+        "plug-in with another signature",
+        f"methods: ['{PLUGINS}/bad.py:wrong_args']",
+        "takes (model, forget) but a method takes (ctx, model, forget, retain, s, gen)",
+    ),
+    (
+        "plug-in setting it does not declare",
+        "methods: ['examples/ssd.py:ssd@beta=2']",
+        "sets 'beta', which examples/ssd.py:ssd does not have; it has alpha, batch_size, lam",
+    ),
+    ("plug-in setting out of range", "methods: ['examples/ssd.py:ssd@alpha=-1']", "setting 'alpha': -1 out of range"),
+    ("plug-in with a built-in's name", f"methods: ['{PLUGINS}/bad.py:finetune']", "has the name of a built-in method"),
+    ("plug-in network that does not exist", f"network: '{PLUGINS}/nets.py:NoNet'", "nets.py has no 'NoNet'"),
+    ("npz without its path", "dataset: {name: npz}", "dataset 'npz' is read from a local file; set dataset.path"),
+    (
+        "npz with missing arrays",
+        lambda t: f"dataset: {{name: npz, path: {_npz(t, drop='y_test')}}}",
+        "lacks array(s) y_test",
+    ),
+    (
+        "npz with labels out of range",
+        lambda t: f"dataset: {{name: npz, path: {_npz(t, bad_label=True)}}}",
+        "holds label -1",
+    ),
+    (
+        "image folder with an empty class",
+        lambda t: f"dataset: {{name: folder, path: {_folder(t, empty='cat')}}}",
+        "class folder holds no images",
+    ),
 ]
+PLUGINS = "tests/workflow/plugins"
 
 
 def _snakemake(tmp: Path, body: str, *args: str) -> subprocess.CompletedProcess:
@@ -95,7 +179,7 @@ def _message(proc: subprocess.CompletedProcess, needle: str) -> str:
 
 @pytest.mark.parametrize("what, body, needle", CONFIG_CASES, ids=[c[0] for c in CONFIG_CASES])
 def test_bad_config_stops_with_one_line_before_any_job(tmp_path, what, body, needle):
-    proc = _snakemake(tmp_path, body)
+    proc = _snakemake(tmp_path, body(tmp_path) if callable(body) else body)
     assert proc.returncode != 0
     line = _message(proc, needle)
     assert "\n" not in line and len(line) < 300
@@ -153,6 +237,11 @@ DATA_CASES = [
         "does not match dataset.sha256",
     ),
     ("no GPU for device: cuda", lambda t: "device: cuda", "'device' is 'cuda' but no GPU is visible"),
+    (
+        "image folder with mixed image sizes",
+        lambda t: f"dataset: {{name: folder, path: {_folder(t, odd_size=True)}}}\ncandidates: {{size: 10}}",
+        "all images need one size and channel count",
+    ),
 ]
 
 

@@ -27,13 +27,13 @@ import yaml
 
 from umia.io import HASH_KEY
 
-from .conftest import ROOT, snakemake
+from .conftest import ROOT, copy_plugins, snakemake
 
 pytestmark = pytest.mark.workflow
 
 TINY_TEXT = ROOT / "tests/workflow/tiny_text.yaml"
 N, C, N_POOL, N_TEST = 16, 50, 200, 100
-UNLEARN = ["gradient_ascent", "npo"]
+UNLEARN = ["gradient_ascent", "npo", "ssd"]  # ssd: the example plug-in (examples/ssd.py), from a copy
 METHODS = ["none", "retrain", *UNLEARN]
 ATTACKS = [
     "ulira",
@@ -106,9 +106,13 @@ def text_run(tmp_path_factory) -> Path:
     """The tiny text experiment, run once for the module; returns its results folder."""
     tmp = tmp_path_factory.mktemp("text")
     write_reviews(tmp / "reviews.parquet")
+    ssd = copy_plugins(tmp / "plugins")["ssd"]
+    methods = [*yaml.safe_load(TINY_TEXT.read_text())["methods"], f"{ssd}:ssd"]
     paths = tmp / "paths.yaml"
     paths.write_text(
-        yaml.safe_dump({"results_dir": str(tmp / "results"), "dataset": {"path": str(tmp / "reviews.parquet")}})
+        yaml.safe_dump(
+            {"results_dir": str(tmp / "results"), "dataset": {"path": str(tmp / "reviews.parquet")}, "methods": methods}
+        )
     )
     snakemake("--configfile", str(TINY_TEXT), str(paths))
     return tmp / "results" / "tiny_text"

@@ -11,6 +11,8 @@ reaches about 0.6 (0.63 at N=32); we require > 0.56, more than five standard err
 and its AUC > 0.58.
 """
 
+import os
+import re
 import shutil
 import subprocess
 
@@ -20,9 +22,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from umia import plugins
 from umia.io import HASH_KEY
 
-from .conftest import TINY, snakemake
+from .conftest import PLUGIN_METHODS, plugin_folder, snakemake, tiny_args
 
 pytestmark = pytest.mark.workflow
 
@@ -35,6 +38,7 @@ UNLEARN = [
     "scrub",
     "salun",
     "per_example_stop",
+    *PLUGIN_METHODS,  # plug-ins from files outside the repository (tests/workflow/conftest.py)
 ]
 DIVERGED = "gradient_ascent@lr=5"
 METHODS = ["none", "retrain", *UNLEARN, DIVERGED]
@@ -115,7 +119,7 @@ def test_controls(tiny_run):
 
 
 def test_second_run_has_nothing_to_do(tiny_run):
-    proc = snakemake("--configfile", str(TINY), "--config", f"results_dir={tiny_run.parent}", "-n")
+    proc = snakemake(*tiny_args(tiny_run), "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
@@ -169,7 +173,7 @@ def test_report_is_a_web_page(tiny_run, tmp_path):
     """`snakemake --report` builds one self-contained page; opened in a real browser (headless
     chromium), it renders every category of the findings."""
     out = tmp_path / "report.html"
-    snakemake("--configfile", str(TINY), "--config", f"results_dir={tiny_run.parent}", "--report", str(out))
+    snakemake(*tiny_args(tiny_run), "--report", str(out))
     page = out.read_text()
     assert out.stat().st_size > 1_000_000  # the figures are embedded, not linked
     for name in FIGURES:
@@ -199,3 +203,38 @@ def test_report_is_a_web_page(tiny_run, tmp_path):
     for category in ("0. Summary and provenance", "1. Population vs per-example", "6. Per-example stopping"):
         # the data carries each name once; the rendered menu adds it again
         assert dom.stdout.count(category) > page.count(category), category
+
+
+def test_plugins_run_as_built_in_methods_do(tiny_run):
+    """Methods from files outside the repository go through the whole workflow: tables, the
+    trajectory (probed through an optimiser umia never built), the report's provenance."""
+    traj = pd.read_parquet(tiny_run / "trajectory/trajectory.parquet")
+    own = traj[(traj.method == "adam_ascent") & traj.point.between(1, POINTS - 1)]
+    # 8 declared steps (ctx.plan) of its own torch.optim.Adam, 4 points: probed after steps 2, 4, 6
+    assert sorted(own.step.unique()) == [2, 4, 6] and (own.total_steps == 8).all()
+    ssd = traj[traj.method == "ssd"]
+    assert (ssd.step == 0).all()  # SSD takes no optimiser step: its middle points are its end
+    scores = pd.read_parquet(tiny_run / "scores", columns=["model_id", "method", "example_id", "view", "phi"])
+    key = ["model_id", "example_id", "view"]
+    moved = ssd[ssd.point == POINTS].merge(ssd[ssd.point == 0], on=key, suffixes=("", "_before"))
+    assert (moved.phi != moved.phi_before).mean() > 0.5  # it dampened weights: forget phi changed
+    assert set(PLUGIN_METHODS) <= set(scores.method)
+    per_ex = pd.read_parquet(tiny_run / "tables/per_example.parquet")
+    assert set(PLUGIN_METHODS) <= set(per_ex.method)
+    page = (tiny_run / "report/summary.html").read_text()
+    for f in plugin_folder(tiny_run).glob("*.py"):
+        assert plugins.source_hash(f"{f}:x") in page  # its source's hash, in the provenance
+
+
+def test_editing_a_plugin_reruns_only_its_jobs(tiny_run):
+    path = plugin_folder(tiny_run) / "ssd.py"
+    text, st = path.read_bytes(), path.stat()
+    try:
+        path.write_bytes(text + b"\n# tuned\n")
+        out = snakemake(*tiny_args(tiny_run), "-n").stdout
+    finally:  # as it was, so the other tests see a finished run
+        path.write_bytes(text)
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    unlearn = re.findall(r"rule unlearn:(?:.|\n)*?wildcards: method=([^,\s]+)", out)
+    assert unlearn and set(unlearn) == {"ssd"}
+    assert "rule train_original" not in out and "rule train_retrain" not in out

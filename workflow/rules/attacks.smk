@@ -1,10 +1,11 @@
 rule gather:
     input:
-        shard_scores(),
+        shard_files("scores"),
     output:
         SCORES,
     params:
         config_hash=HASH,
+        table="scores",
     log:
         f"{R}/logs/gather.log",
     benchmark:
@@ -16,11 +17,12 @@ rule gather:
 
 rule gather_trajectory:
     input:
-        shard_trajectories(),
+        shard_files("trajectory"),
     output:
         TRAJECTORY,
     params:
         config_hash=HASH,
+        table="trajectory",
     log:
         f"{R}/logs/gather_trajectory.log",
     benchmark:
@@ -56,14 +58,12 @@ rule attacks:
         per_example=f"{R}/tables/per_example.parquet",
         roc=f"{R}/tables/roc.parquet",
     params:
-        methods=config["methods"],
+        methods=list(METHODS),
         n_folds=config["attacks"]["n_folds"],
         loss_cv_folds=config["attacks"]["loss_cv_folds"],
         n_bootstrap=config["attacks"]["n_bootstrap"],
         seed=config["seed"],
         config_hash=HASH,
-        # text: the LM statistics for the population zlib and Min-K% attacks (the input's path)
-        **(dict(lm_stats=input_lm_stats) if TEXT else {}),
     log:
         f"{R}/logs/attacks.log",
     benchmark:

@@ -2,27 +2,37 @@
 import sys
 from pathlib import Path
 
+from umia import plugins, registry
 from umia.config import (
-    NEEDS_RETRAIN_SCORES,
-    TEXT_DATASETS,
     ConfigError,
     config_hash,
     load_schema,
+    method_ids,
     method_settings,
     parse_method,
     resolve,
+    task,
 )
 
 try:  # resolved in place, so scripts see the defaults too (snakemake.config)
-    config.update(resolve(config, load_schema(Path(workflow.current_basedir) / "../schemas/config.schema.yaml")))
+    config.update(
+        resolve(
+            config,
+            load_schema(Path(workflow.current_basedir) / "../schemas/config.schema.yaml"),
+            # plug-ins are imported and checked once, by the main process; its jobs trust that
+            load_plugins=workflow.is_main_process,
+        )
+    )
 except ConfigError as e:
     sys.exit(f"umia: {e}")
 
 R = f"{config['results_dir']}/{config['experiment']}"
 HASH = config_hash(config)
+TASK = task(config)  # "image" or "text" (umia.registry.DATASETS)
+TEXT = TASK == "text"  # a causal language model per shadow model
+METHODS = method_ids(config)  # name in paths and tables -> the config's entry
 SHARDS = range(config["n_models"] // config["shard_size"])
 KEEP = config["keep_checkpoints"]
-TEXT = config["dataset"]["name"] in TEXT_DATASETS  # a causal language model per shadow model
 GPUS = 0 if config["device"] == "cpu" else 1  # model jobs ask the scheduler for a GPU unless device: cpu
 # threads of a model job; text on a CPU runs one: a small language model's matrices are too small
 # for a second thread to pay (on 2 shared cores it was 50x slower), and two jobs then run side by side
@@ -37,6 +47,7 @@ TRAJECTORY = f"{R}/trajectory/trajectory.parquet"  # not under scores/, which re
 EXAMPLES = f"{R}/plan/examples.parquet"
 RATES = f"{R}/tables/rates.parquet"
 REACH = f"{R}/tables/reach.parquet"
+STAGES = [("original", "none"), ("retrain", "retrain"), *(("unlearned", m) for m in METHODS)]
 
 
 wildcard_constraints:
@@ -44,23 +55,26 @@ wildcard_constraints:
     method=r"[A-Za-z0-9_@=.,+-]+",
 
 
-def shard_job():
-    """Settings every model-producing job shares, for its script's keyword arguments. Only what
-    defines the results goes into params (a change reruns the job); where the job runs (device)
-    the script reads from the config."""
+def task_args():
+    """What the task needs besides the data: the network and views (images), the base model,
+    the cut and Min-K%'s share (text)."""
+    if TEXT:
+        return dict(base=BASE, max_tokens=config["dataset"]["max_tokens"], min_k=config["lm"]["min_k"])
+    return dict(network=config["network"], width=config["train"]["width"], views=config["views"])
+
+
+def shard_job(stage):
+    """The keyword arguments of a training job's script. Only what defines the results goes into
+    params (a change reruns the job); where the job runs (device) the script reads from the config."""
     return dict(
+        task=TASK,
+        stage=stage,
         shard_size=config["shard_size"],
         seed=config["seed"],
-        network=config["network"],
-        views=config["views"],
+        recipe=config["train"],
         config_hash=HASH,
+        task_args=task_args(),
     )
-
-
-def task_script(name):
-    """The script of a rule whose text task has its own: ../scripts/<name>.py, or for text
-    ../scripts/text_<name>.py (so the image task's scripts, and its finished jobs, stay as they were)."""
-    return f"../scripts/{'text_' if TEXT else ''}{name}.py"
 
 
 def data_params():
@@ -70,35 +84,33 @@ def data_params():
     return {k: config["dataset"][k] for k in keys}
 
 
-def text_params():
-    """Text only: the model jobs' extra settings (the base model, the cut, Min-K%'s share), as a
-    ``text`` param; nothing for images, whose params stay as they were."""
-    if not TEXT:
-        return {}
-    text = dict(base=BASE, max_tokens=config["dataset"]["max_tokens"], min_k=config["lm"]["min_k"])
-    return dict(text=text)
-
-
 def base_input():
     """Text with a base model pretrained by the workflow: its folder (rule pretrain_base)."""
     return [f"{R}/base"] if TEXT and not config["lm"]["base_model"] else []
 
 
-def lm_stats_output(stage, method):
-    """Text only: a model job's LM statistics (io.LM_STATS), beside its scores."""
-    return dict(lm_stats=f"{R}/shards/lmstats/{stage}/{method}/shard-{{shard}}.parquet") if TEXT else {}
+def plugin_sources(*names):
+    """The source files of the plug-ins among ``names``: inputs, so editing one reruns its jobs."""
+    found = [plugins.source_path(n) for n in names if plugins.is_plugin(n)]
+    return [str(p) for p in found if p is not None and p.is_file()]
 
 
-def shard_lm_stats(wildcards=None):
-    """Every shard file of LM statistics of the current N and methods (text)."""
-    stages = [("original", "none"), ("retrain", "retrain")]
-    stages += [("unlearned", m) for m in config["methods"]]
-    return [f"{R}/shards/lmstats/{st}/{m}/shard-{s:03d}.parquet" for st, m in stages for s in SHARDS]
+def network_source(wildcards=None):
+    return plugin_sources(config["network"])
 
 
-def input_lm_stats(wildcards, input):
-    """Text: the attacks' LM statistics, as a param (the script passes its params on as keywords)."""
-    return input.lm_stats
+def method_source(wildcards):
+    return plugin_sources(parse_method(METHODS[wildcards.method])[0], config["network"])
+
+
+def model_outputs(stage, method, keep):
+    """A model job's outputs: its scores, the task's other tables, and its checkpoint when kept."""
+    out = dict(scores=f"{R}/shards/{stage}/{method}/shard-{{shard}}.parquet")
+    if TEXT:
+        out["lm_stats"] = f"{R}/shards/lmstats/{stage}/{method}/shard-{{shard}}.parquet"
+    if keep:
+        out["ckpt"] = f"{R}/models/{stage}/{method}/shard-{{shard}}.pt"
+    return out
 
 
 def attempt_number(wildcards, attempt):
@@ -107,51 +119,50 @@ def attempt_number(wildcards, attempt):
 
 
 def unlearn_params(wildcards):
-    name, _ = parse_method(wildcards.method)
+    spec = METHODS[wildcards.method]
+    name, _ = parse_method(spec)
     return dict(
+        task=TASK,
         method=wildcards.method,
         method_name=name,
-        settings=method_settings(config, wildcards.method),
-        width=config["train"]["width"],
+        settings=method_settings(config, spec),
+        source=plugins.source_hash(name) if plugins.is_plugin(name) else None,  # an edit reruns it
         rate_points=config["rates"]["points"],
-        **shard_job(),
+        shard_size=config["shard_size"],
+        seed=config["seed"],
+        config_hash=HASH,
+        task_args=task_args(),
     )
+
+
+def needs_retrain_scores(spec):
+    name, _ = parse_method(spec)
+    if plugins.is_plugin(name):
+        return plugins.load_method(name)[1].needs_retrain_scores
+    return registry.METHODS[name].needs_retrain_scores
 
 
 def retrain_scores(wildcards):
     """The retrain models' scores, for the methods that stop on the retrain mean of each example."""
-    if parse_method(wildcards.method)[0] not in NEEDS_RETRAIN_SCORES:
+    if not needs_retrain_scores(METHODS[wildcards.method]):
         return []
     return [f"{R}/shards/retrain/retrain/shard-{s:03d}.parquet" for s in SHARDS]
 
 
-def shard_trajectories(wildcards=None):
-    """Every unlearning job's record of its forget examples' phi during the run."""
-    return [f"{R}/shards/trajectory/{m}/shard-{s:03d}.parquet" for m in config["methods"] for s in SHARDS]
-
-
-def shard_scores(wildcards=None):
-    """Every shard score file of the current N and methods."""
-    stages = [("original", "none"), ("retrain", "retrain")]
-    stages += [("unlearned", m) for m in config["methods"]]
-    return [f"{R}/shards/{st}/{m}/shard-{s:03d}.parquet" for st, m in stages for s in SHARDS]
-
-
-def model_outputs(stage, method, keep):
-    """A model job's outputs: its scores, and its checkpoint when kept."""
-    out = dict(scores=f"{R}/shards/{stage}/{method}/shard-{{shard}}.parquet", **lm_stats_output(stage, method))
-    if keep:
-        out["ckpt"] = f"{R}/models/{stage}/{method}/shard-{{shard}}.pt"
-    return out
+def shard_files(table, wildcards=None):
+    """Every shard file of ``table`` (scores, lm_stats, trajectory) of the current N and methods."""
+    if table == "trajectory":
+        return [f"{R}/shards/trajectory/{m}/shard-{s:03d}.parquet" for m in METHODS for s in SHARDS]
+    folder = "" if table == "scores" else "lmstats/"
+    return [f"{R}/shards/{folder}{st}/{m}/shard-{s:03d}.parquet" for st, m in STAGES for s in SHARDS]
 
 
 def final_outputs():
-    figures = [f for f in FIGURES if f in figure_names()]
     return [
         MEMBERSHIP,
         f"{R}/tables/summary.csv",
         f"{R}/tables/per_example.parquet",
         f"{R}/tables/findings.csv",
         f"{R}/report/summary.html",
-        *[f"{R}/figures/{f}.{e}" for f in figures for e in ("png", "pdf")],
+        *[f"{R}/figures/{f}.{e}" for f in figure_names() for e in ("png", "pdf")],
     ]

@@ -9,7 +9,7 @@ rule prepare_data:
     benchmark:
         f"{R}/benchmarks/prepare_data.tsv"
     script:
-        task_script("prepare_data")
+        "../scripts/prepare_data.py"
 
 
 rule candidates:

@@ -21,19 +21,20 @@ rule pretrain_base:
     benchmark:
         f"{R}/benchmarks/pretrain_base.tsv"
     script:
-        "../scripts/text_pretrain_base.py"
+        "../scripts/pretrain_base.py"
 
 
 rule gather_lm_stats:
     input:
-        shard_lm_stats(),
+        shard_files("lm_stats"),
     output:
         LM_STATS,
     params:
         config_hash=HASH,
+        table="lm_stats",
     log:
         f"{R}/logs/gather_lm_stats.log",
     benchmark:
         f"{R}/benchmarks/gather_lm_stats.tsv"
     script:
-        "../scripts/text_gather_lm_stats.py"
+        "../scripts/gather.py"

@@ -6,16 +6,12 @@ rule train_original:
         data=DATA,
         candidates=CANDIDATES,
         base=base_input(),
+        plugin=network_source(),
     output:
-        scores=f"{R}/shards/original/none/shard-{{shard}}.parquet",
-        **lm_stats_output("original", "none"),
-        # always kept: unlearning needs them, and a method added later reuses them
-        ckpt=f"{R}/models/original/none/shard-{{shard}}.pt",
+        # the checkpoint is always kept: unlearning needs it, and a method added later reuses it
+        **model_outputs("original", "none", True),
     params:
-        stage="original",
-        job=shard_job(),
-        recipe=config["train"],
-        **text_params(),
+        job=shard_job("original"),
     threads: MODEL_THREADS
     resources:
         gpu=GPUS,
@@ -25,7 +21,7 @@ rule train_original:
     benchmark:
         f"{R}/benchmarks/train/original-shard-{{shard}}.tsv"
     script:
-        task_script("train_shard")
+        "../scripts/train_shard.py"
 
 
 rule train_retrain:
@@ -33,13 +29,11 @@ rule train_retrain:
         data=DATA,
         candidates=CANDIDATES,
         base=base_input(),
+        plugin=network_source(),
     output:
         **model_outputs("retrain", "retrain", KEEP),
     params:
-        stage="retrain",
-        job=shard_job(),
-        recipe=config["train"],
-        **text_params(),
+        job=shard_job("retrain"),
     threads: MODEL_THREADS
     resources:
         gpu=GPUS,
@@ -49,4 +43,4 @@ rule train_retrain:
     benchmark:
         f"{R}/benchmarks/train/retrain-shard-{{shard}}.tsv"
     script:
-        task_script("train_shard")
+        "../scripts/train_shard.py"

@@ -8,12 +8,12 @@ rule unlearn:
         originals=f"{R}/models/original/none/shard-{{shard}}.pt",
         retrain_scores=retrain_scores,
         base=base_input(),
+        plugin=method_source,
     output:
         **model_outputs("unlearned", "{method}", KEEP),
         trajectory=f"{R}/shards/trajectory/{{method}}/shard-{{shard}}.parquet",
     params:
         job=unlearn_params,
-        **text_params(),
     threads: MODEL_THREADS
     resources:
         gpu=GPUS,
@@ -23,4 +23,4 @@ rule unlearn:
     benchmark:
         f"{R}/benchmarks/unlearn/{{method}}-shard-{{shard}}.tsv"
     script:
-        task_script("unlearn_shard")
+        "../scripts/unlearn_shard.py"

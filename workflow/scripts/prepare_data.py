@@ -1,7 +1,7 @@
-from umia.data import prepare
 from umia.logs import setup_logging
+from umia.pipeline import prepare_data
 
 setup_logging(snakemake.log[0])
 # where the data comes from is read from the config; what defines it from params (rerun triggers)
 dataset = {**snakemake.config["dataset"], **snakemake.params.dataset}
-prepare(dataset, seed=snakemake.params.seed, out=snakemake.output[0])
+prepare_data(dataset, seed=snakemake.params.seed, out=snakemake.output[0])

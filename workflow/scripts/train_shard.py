@@ -1,18 +1,15 @@
 from umia.faults import maybe_fail
+from umia.jobs import train_shard
 from umia.logs import setup_logging
-from umia.train import train_shard
 
 setup_logging(snakemake.log[0])
 maybe_fail(snakemake.rule, dict(snakemake.wildcards.items()), snakemake.resources.umia_attempt)
 train_shard(
     data=snakemake.input.data,
     candidates=snakemake.input.candidates,
-    out_scores=snakemake.output.scores,
-    out_ckpt=snakemake.output.get("ckpt"),
-    stage=snakemake.params.stage,
+    outputs=dict(snakemake.output.items()),
     shard=int(snakemake.wildcards.shard),
     threads=snakemake.threads,
     device=snakemake.config["device"],
-    recipe=snakemake.params.recipe,
     **snakemake.params.job,
 )

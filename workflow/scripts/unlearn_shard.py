@@ -1,6 +1,6 @@
 from umia.faults import maybe_fail
+from umia.jobs import unlearn_shard
 from umia.logs import setup_logging
-from umia.unlearn import unlearn_shard
 
 setup_logging(snakemake.log[0])
 maybe_fail(snakemake.rule, dict(snakemake.wildcards.items()), snakemake.resources.umia_attempt)
@@ -8,9 +8,7 @@ unlearn_shard(
     data=snakemake.input.data,
     candidates=snakemake.input.candidates,
     originals=snakemake.input.originals,
-    out_scores=snakemake.output.scores,
-    out_ckpt=snakemake.output.get("ckpt"),
-    out_trajectory=snakemake.output.trajectory,
+    outputs=dict(snakemake.output.items()),
     retrain_scores=list(snakemake.input.retrain_scores),
     shard=int(snakemake.wildcards.shard),
     threads=snakemake.threads,

@@ -15,7 +15,7 @@ import os
 import re
 import shutil
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,4 +297,22 @@ def zlib_lengths(texts: Sequence[str | bytes]) -> np.ndarray:
     Carlini et al. (2021)'s zlib entropy. Returns (n,) int64."""
     return np.array(
         [len(zlib.compress(t if isinstance(t, bytes) else t.encode("utf-8"))) for t in texts], dtype=np.int64
+    )
+
+
+def prepare(dataset: Mapping, seed: int, out: str) -> Corpus:
+    """The prepare job of a text experiment: the corpus (pool, test, pretraining reviews) from
+    ``dataset.path``, checked against ``dataset.sha256`` when given."""
+    from umia.data import _check_sha256
+
+    path = Path(dataset["path"])
+    if dataset.get("sha256"):
+        _check_sha256(path, dataset["sha256"])
+    return prepare_text(
+        str(path),
+        out,
+        pool_size=dataset["pool_size"],
+        test_size=dataset["test_size"],
+        pretrain_size=dataset["pretrain_size"],
+        seed=seed,
     )

@@ -1,24 +1,26 @@
-"""Training: data on the device, batched augmentation, SGD with a warm-up/linear-decay schedule
-(optionally Lookahead, a faster rate for BatchNorm biases, airbench's alternating flips), and the shard
-jobs that train K originals or retrains in one process and score them."""
+"""The image task: data on the device, batched augmentation, training of the shadow models (SGD with
+a warm-up/linear-decay schedule, optionally Lookahead, a faster rate for BatchNorm biases,
+airbench's alternating flips, several fastcnns at once), scoring under views, and ``ImageTask``,
+what the shard jobs and the unlearning methods use."""
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from umia import io, models, plan, provenance
+from umia import models, optim, plan
 from umia.data import load_prepared
-from umia.errors import DeviceError
-from umia.score import score_model, scores_frame
+from umia.device import autocast, setup
+from umia.errors import ConfigError
+from umia.score import padded, phi_loss, scores_frame, view
+from umia.tasks import Bench
 
 log = logging.getLogger(__name__)
 
@@ -51,69 +53,168 @@ class Recipe:
         return cls(**{k: v for k, v in m.items() if k in names})
 
 
-def pick_device(preference: str) -> torch.device:
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise DeviceError(
-            "config key 'device' is 'cuda' but no GPU is visible; set device: auto or cpu, or run on a GPU node"
-        )
-    if preference == "cpu" or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda")
-
-
-class Workbench:
-    """A job's data, on its device: the pool and test split as normalised float tensors.
+class ImageTask(Bench):
+    """The image task of one job: the pool and test split on the device as normalised float tensors,
+    the network to build, and the views models are scored under.
 
     x_pool: (n_pool, C, H, W) float32; y_pool: (n_pool,) int64; likewise x_test, y_test.
+    ``network`` is a registry name or a plug-in ``module:callable`` returning an ``nn.Module`` for
+    ``(in_shape, n_classes, width)``.
     """
 
+    name = "image"
+
     def __init__(
-        self, data_path: str, candidates_path: str | None, device: str, config_hash: str | None, threads: int = 0
+        self,
+        data: str,
+        candidates: str | None,
+        device: str,
+        config_hash: str | None,
+        threads: int = 0,
+        network: str = "mlp",
+        width: int = 256,
+        views: Sequence[str] = ("identity", "mirror"),
     ):
-        if threads:
-            torch.set_num_threads(threads)  # the job's share of the node; also fixes CPU results across hosts
-        self.device = pick_device(device)
-        if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-        a = load_prepared(data_path)
+        self.device = setup(device, threads)
+        a = load_prepared(data)
         self.n_classes = a.n_classes
         x_pool = torch.from_numpy(a.x_train).to(self.device).permute(0, 3, 1, 2).float() / 255
         x_test = torch.from_numpy(a.x_test).to(self.device).permute(0, 3, 1, 2).float() / 255
         mean = x_pool.mean(dim=(0, 2, 3), keepdim=True)
-        std = x_pool.std(dim=(0, 2, 3), keepdim=True)
+        std = x_pool.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)  # a constant channel stays finite
         self.x_pool = (x_pool - mean) / std
         self.x_test = (x_test - mean) / std
         self.y_pool = torch.from_numpy(a.y_train).to(self.device)
         self.y_test = torch.from_numpy(a.y_test).to(self.device)
         self.labels = np.concatenate([a.y_train, a.y_test])
         self.n_pool, self.n_test = len(a.y_train), len(a.y_test)
-        self.candidate_ids = np.zeros(0, np.int64)
-        if candidates_path is not None:
-            cand = io.read_table(candidates_path, io.CANDIDATES, config_hash)
-            self.candidate_ids = cand.column("example_id").to_numpy()
+        self._read_candidates(candidates, config_hash)
         self.in_shape = tuple(self.x_pool.shape[1:])
-        self.autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        self.autocast = autocast(self.device)
+        self.network, self.width, self.views = network, width, tuple(views)
+        self._checked = False
 
-    def masks(self, seed: int, model_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(D_i, F_i) as boolean masks over the pool, on the device."""
-        train = plan.train_mask(seed, model_id, self.n_pool)
-        forget = plan.forget_mask(train, self.candidate_ids)
-        return torch.from_numpy(train).to(self.device), torch.from_numpy(forget).to(self.device)
-
-    def new_model(self, network: str, width: int, init_seed: int, x_init: torch.Tensor | None = None) -> nn.Module:
+    # --------------------------------------------------------------------------------- models
+    def new_model(self, init_seed: int, x_init: torch.Tensor | None = None) -> nn.Module:
+        """A freshly initialised network (weights from ``init_seed``) on the device."""
         torch.manual_seed(init_seed)
-        net = models.build(network, self.in_shape, self.n_classes, width)
+        net = models.build(self.network, self.in_shape, self.n_classes, self.width)
+        if not self._checked:
+            self._check(net)
         if isinstance(net, models.FastCNN) and x_init is not None:
             net.init_whitening(x_init[:5000])
         net = net.to(self.device)
-        if self.device.type == "cuda" and network != "mlp":
+        if self.device.type == "cuda" and self.network != "mlp":
             net = net.to(memory_format=torch.channels_last)
         return net
 
-    def generator(self, seed: int) -> torch.Generator:
-        return torch.Generator(device=self.device).manual_seed(seed)
+    def _check(self, net) -> None:
+        """A network (a plug-in above all) must be a module giving (B, n_classes) logits."""
+        if not isinstance(net, nn.Module):
+            raise ConfigError(
+                f"config key 'network': {self.network!r} returned a {type(net).__name__}, not a torch.nn.Module"
+            )
+        with torch.no_grad():
+            out = net.eval()(self.x_pool[:2].cpu())
+        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, self.n_classes):
+            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+            raise ConfigError(
+                f"config key 'network': {self.network!r} maps a batch of 2 images {tuple(self.in_shape)} to {shape}; "
+                f"it must return logits of shape (batch, {self.n_classes})"
+            )
+        net.train()
+        self._checked = True
+
+    def load_model(self, state: dict) -> nn.Module:
+        model = self.new_model(0)
+        model.load_state_dict(state)
+        return model
+
+    def pool(self, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pool images where ``keep`` (n_pool,) is True, as (x, y)."""
+        return self.x_pool[keep], self.y_pool[keep]
+
+    def train(self, keep: dict[int, torch.Tensor], recipe: Mapping, seed: int):
+        """Train a model per {model_id: mask over the pool} with the recipe; fastcnns in stacks of
+        ``recipe["stack"]``. Yields (model_id, model, seconds a model) in model order per stack."""
+        rec = Recipe.from_mapping(recipe)
+        stack = rec.stack if self.network == "fastcnn" else 1
+        sizes = [int(k.sum()) for k in keep.values()]
+        for chunk in stacks(list(keep), sizes, rec.batch_size, stack):
+            t0 = time.perf_counter()
+            nets, xs, ys, gens = [], [], [], []
+            for model_id in chunk:
+                x, y = self.pool(keep[model_id])
+                xs.append(x)
+                ys.append(y)
+                nets.append(self.new_model(plan.derive_seed(seed, "init", model_id), x))
+                gens.append(self.generator(plan.derive_seed(seed, "order", model_id)))
+            fit_stacked(self, nets, xs, ys, rec, gens)
+            if self.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = (time.perf_counter() - t0) / len(chunk)
+            yield from ((model_id, net, seconds) for model_id, net in zip(chunk, nets, strict=True))
+
+    # ------------------------------------------------------------------------- what methods use
+    def logits(self, model: nn.Module, batch) -> torch.Tensor:
+        with self.autocast:
+            return model(batch[0])
+
+    def loss(self, model: nn.Module, batch, settings: Mapping, reduction: str = "mean") -> torch.Tensor:
+        """Cross-entropy with the recipe's label smoothing: a scalar, or (B,) with reduction "none"."""
+        x, y = batch
+        logits = self.logits(model, batch).float()
+        return F.cross_entropy(logits, y, label_smoothing=settings.get("label_smoothing", 0.0), reduction=reduction)
+
+    def augment(self, batch, settings: Mapping, gen: torch.Generator):
+        x, *rest = batch
+        return (augment(x, gen, settings.get("flip", False), settings.get("translate", 0)), *rest)
+
+    def optimiser(self, model: nn.Module, lr: float, steps: int, weight_decay: float | None = None) -> optim.Optimiser:
+        """SGD with Nesterov momentum 0.9, weight decay 5e-4 unless given, linear decay to zero."""
+        wd = 5e-4 if weight_decay is None else weight_decay
+        return optim.sgd(model, lr, steps, momentum=0.9, weight_decay=wd)
+
+    # --------------------------------------------------------------------------------- scoring
+    @torch.no_grad()
+    def score(self, model: nn.Module, batch: int = 4096) -> dict[str, np.ndarray]:
+        """phi, loss and correctness on the pool and the test split under each view: (V, n_pool + n_test)."""
+        model.eval()
+        y_all = torch.cat([self.y_pool, self.y_test])
+        out = {k: [] for k in ("phi", "loss", "correct")}
+        for v in self.views:
+            logits = []
+            for x in (self.x_pool, self.x_test):
+                for i in range(0, len(x), batch):
+                    with self.autocast:
+                        logits.append(model(view(x[i : i + batch], v)).float())
+            for k, t in zip(("phi", "loss", "correct"), phi_loss(torch.cat(logits), y_all), strict=True):
+                out[k].append(t)
+        return {k: torch.stack(v).cpu().numpy() for k, v in out.items()}
+
+    @torch.no_grad()
+    def phi(self, model: nn.Module, data, batch: int = 4096) -> torch.Tensor:
+        """phi of a few examples under each view, on the device: (V, n). Leaves the model in the
+        mode it was in; batches are padded to a few shapes (``score.padded``)."""
+        x, y = data[0], data[1]
+        was_training = model.training
+        model.eval()
+        out = []
+        for v in self.views:
+            logits = []
+            for i in range(0, len(x), batch):
+                xb = x[i : i + batch]
+                with self.autocast:
+                    logits.append(model(view(padded(xb), v))[: len(xb)].float())
+            out.append(phi_loss(torch.cat(logits) if logits else x.new_zeros(0, self.n_classes), y)[0])
+        model.train(was_training)
+        return torch.stack(out)
+
+    def tables(self, scored: Mapping[str, np.ndarray], model_id: int, stage: str, method: str) -> dict:
+        return {"scores": scores_frame(scored, self, model_id, stage, method, self.views)}
+
+    def describe(self, model: nn.Module, scored: Mapping[str, np.ndarray], keep: torch.Tensor) -> str:
+        return f"test accuracy {test_accuracy(self, model):.4f} (mirror-TTA {test_accuracy(self, model, tta=True):.4f})"
 
 
 def augment(x: torch.Tensor, gen: torch.Generator, flip: bool, translate: int) -> torch.Tensor:
@@ -191,54 +292,8 @@ class Lookahead:
         torch._foreach_copy_(self.fast, self.slow)
 
 
-def schedule(total: int, warmup: float, start: float = 0.0, end: float = 0.0) -> Callable[[int], float]:
-    """Linear rise over ``warmup`` of the steps (from ``start``), then linear decay to ``end`` at
-    ``total``; factors of the peak learning rate."""
-    rise = max(1, round(warmup * total))
-
-    def factor(step: int) -> float:
-        if step < rise:
-            return start + (1 - start) * (step + 1) / rise
-        return end + (1 - end) * max(0.0, (total - step) / max(1, total - rise))
-
-    return factor
-
-
-def sgd(
-    model: nn.Module,
-    lr: float,
-    momentum: float,
-    weight_decay: float,
-    total_steps: int,
-    warmup: float,
-    *,
-    lr_start: float = 0.0,
-    lr_end: float = 0.0,
-    bn_bias_lr_scale: float = 1.0,
-    fused: bool = False,
-):
-    """SGD with Nesterov momentum and the schedule above. With ``bn_bias_lr_scale`` != 1 the
-    BatchNorm biases get that multiple of the learning rate and the same decay per step."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    groups: list[dict] = [{"params": params}]
-    if bn_bias_lr_scale != 1:
-        norm = [m.bias for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase) and m.affine]
-        norm_ids = {id(p) for p in norm if p.requires_grad}
-        fast = [p for p in params if id(p) in norm_ids]
-        groups = [
-            {"params": [p for p in params if id(p) not in norm_ids]},
-            {"params": fast, "lr": lr * bn_bias_lr_scale, "weight_decay": weight_decay / bn_bias_lr_scale},
-        ]
-        groups = [g for g in groups if g["params"]]
-    opt = torch.optim.SGD(
-        groups, lr=lr, momentum=momentum, nesterov=momentum > 0, weight_decay=weight_decay, fused=fused or None
-    )
-    opt.umia_total_steps = total_steps  # read by unlearn.probe_points, which scores at fractions of a run
-    return opt, torch.optim.lr_scheduler.LambdaLR(opt, schedule(total_steps, warmup, lr_start, lr_end))
-
-
 def fit(
-    bench: Workbench, model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, gen: torch.Generator
+    bench: ImageTask, model: nn.Module, x: torch.Tensor, y: torch.Tensor, recipe: Recipe, gen: torch.Generator
 ) -> None:
     """Train ``model`` on (x, y) on the device. One host sync per epoch (the logged loss)."""
     _fit(bench, model, [x], [y], recipe, [gen])
@@ -264,7 +319,7 @@ def stacks(ids: Sequence[int], sizes: Sequence[int], batch_size: int, stack: int
 
 
 def fit_stacked(
-    bench: Workbench,
+    bench: ImageTask,
     nets: Sequence[models.FastCNN],
     xs: Sequence[torch.Tensor],
     ys: Sequence[torch.Tensor],
@@ -289,7 +344,7 @@ def fit_stacked(
 
 
 def _fit(
-    bench: Workbench,
+    bench: ImageTask,
     model: nn.Module,
     xs: Sequence[torch.Tensor],
     ys: Sequence[torch.Tensor],
@@ -301,13 +356,13 @@ def _fit(
     bs, steps_per_epoch = batch_plan(min(len(x) for x in xs), recipe.batch_size)
     total = max(1, round(recipe.epochs * steps_per_epoch))
     cuda = bench.device.type == "cuda"
-    opt, sched = sgd(
+    opt = optim.sgd(
         model,
         recipe.lr,
-        recipe.momentum,
-        recipe.weight_decay,
         total,
-        recipe.warmup,
+        momentum=recipe.momentum,
+        weight_decay=recipe.weight_decay,
+        warmup=recipe.warmup,
         lr_start=recipe.lr_start,
         lr_end=recipe.lr_end,
         bn_bias_lr_scale=recipe.bn_bias_lr_scale,
@@ -349,10 +404,7 @@ def _fit(
             )
             if k > 1:
                 loss = loss * k  # the sum of the K models' mean losses
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
+            opt.step(loss)
             loss_sum += loss.detach() / k
             step += 1
             if lookahead is not None:
@@ -366,7 +418,7 @@ def _fit(
         stem_bias.requires_grad_(True)
 
 
-def test_accuracy(bench: Workbench, model: nn.Module, tta: bool = False) -> float:
+def test_accuracy(bench: ImageTask, model: nn.Module, tta: bool = False) -> float:
     """Accuracy on the test split; with ``tta`` the prediction averages the logits of each image
     and its mirror image (the two views the attacks score)."""
     model.eval()
@@ -379,85 +431,3 @@ def test_accuracy(bench: Workbench, model: nn.Module, tta: bool = False) -> floa
                 logits = logits + model(xb.flip(-1)).float()
             correct += (logits.argmax(1) == bench.y_test[i : i + 4096]).sum()
     return float(correct) / bench.n_test
-
-
-def save_models(path: str, states: dict[int, dict], meta: dict) -> None:
-    """One checkpoint file per shard: {"models": {model_id: state_dict}, "meta": {...}}."""
-    with io.atomic_path(path) as tmp:
-        torch.save({"models": {str(k): v for k, v in states.items()}, "meta": meta}, tmp)
-
-
-def load_models(path: str, device: torch.device) -> tuple[dict[int, dict], dict]:
-    blob = torch.load(path, map_location=device, weights_only=True)
-    return {int(k): v for k, v in blob["models"].items()}, blob["meta"]
-
-
-def cpu_state(model: nn.Module) -> dict:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
-def train_shard(
-    *,
-    data: str,
-    candidates: str,
-    out_scores: str,
-    out_ckpt: str | None,
-    stage: str,
-    shard: int,
-    shard_size: int,
-    seed: int,
-    network: str,
-    recipe: Mapping,
-    views: Sequence[str],
-    device: str,
-    config_hash: str,
-    threads: int = 0,
-) -> None:
-    """Train and score the originals (stage "original", on D_i) or retrains (stage "retrain", on
-    D_i minus F_i) of one shard of models, then write their scores and, if asked, checkpoints."""
-    if stage not in ("original", "retrain"):
-        raise ValueError(f"stage must be original or retrain, not {stage!r}")
-    bench = Workbench(data, candidates, device, config_hash, threads)
-    rec = Recipe.from_mapping(recipe)
-    stack = rec.stack if network == "fastcnn" else 1
-    keep = {}
-    for model_id in plan.shard_models(shard, shard_size):
-        train, forget = bench.masks(seed, model_id)
-        keep[model_id] = train & ~forget if stage == "retrain" else train
-    sizes = [int(k.sum()) for k in keep.values()]
-    frames, states = {}, {}
-    for chunk in stacks(list(keep), sizes, rec.batch_size, stack):
-        t0 = time.perf_counter()
-        nets, xs, ys, gens = [], [], [], []
-        for model_id in chunk:
-            xs.append(bench.x_pool[keep[model_id]])
-            ys.append(bench.y_pool[keep[model_id]])
-            nets.append(bench.new_model(network, rec.width, plan.derive_seed(seed, "init", model_id), xs[-1]))
-            gens.append(bench.generator(plan.derive_seed(seed, "order", model_id)))
-        fit_stacked(bench, nets, xs, ys, rec, gens)
-        if bench.device.type == "cuda":
-            torch.cuda.synchronize()
-        t_train = (time.perf_counter() - t0) / len(chunk)
-        for model_id, model, y in zip(chunk, nets, ys, strict=True):
-            log.info(
-                "%s model %d: %d examples, %.2f s, test accuracy %.4f (mirror-TTA %.4f)",
-                stage,
-                model_id,
-                len(y),
-                t_train,
-                test_accuracy(bench, model),
-                test_accuracy(bench, model, tta=True),
-            )
-            method = "none" if stage == "original" else "retrain"
-            frames[model_id] = scores_frame(score_model(bench, model, views), bench, model_id, stage, method, views)
-            if out_ckpt:
-                states[model_id] = cpu_state(model)
-    frames = [frames[i] for i in sorted(frames)]  # model order, however the stacks fell
-    stamp = provenance.job(bench.device)
-    io.write_table(pd.concat(frames, ignore_index=True), out_scores, io.SCORES, config_hash, stamp)
-    if out_ckpt:
-        save_models(
-            out_ckpt,
-            states,
-            {"stage": stage, "network": network, "width": rec.width, "seed": seed, "config_hash": config_hash},
-        )

@@ -1,5 +1,5 @@
 from umia.logs import setup_logging
-from umia.textjobs import pretrain
+from umia.tasks.text import pretrain
 
 setup_logging(snakemake.log[0])
 pretrain(

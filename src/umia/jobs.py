@@ -1,0 +1,276 @@
+"""The shard jobs of both tasks: train K originals or retrains, or apply one unlearning method to
+K originals, in one process; score every model before the job ends; write its tables, the
+trajectory of the forget examples during unlearning, and the checkpoints.
+
+Outputs are named as the rules name them: ``scores`` (io.SCORES), the task's other tables (text:
+``lm_stats``), ``trajectory`` (unlearning), ``ckpt`` (a checkpoint file, when kept). Every file
+is written atomically, after all models of the shard are done.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow.compute as pc
+import torch
+from torch import nn
+
+from umia import io, methods, plan, plugins, provenance, tasks
+from umia.errors import UmiaError
+
+log = logging.getLogger(__name__)
+
+TABLE_SCHEMAS = {"scores": io.SCORES, "lm_stats": io.LM_STATS}
+
+
+# ------------------------------------------------------------------------------------ checkpoints
+def save_models(path: str, states: dict[int, dict], meta: dict) -> None:
+    """One checkpoint file per shard: {"models": {model_id: state_dict}, "meta": {...}}."""
+    with io.atomic_path(path) as tmp:
+        torch.save({"models": {str(k): v for k, v in states.items()}, "meta": meta}, tmp)
+
+
+def load_models(path: str, device: torch.device) -> tuple[dict[int, dict], dict]:
+    blob = torch.load(path, map_location=device, weights_only=True)
+    return {int(k): v for k, v in blob["models"].items()}, blob["meta"]
+
+
+def cpu_state(model: nn.Module) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _write(task, outputs: Mapping[str, str | None], tables: list[dict], config_hash: str, stamp: str) -> None:
+    for name, schema in TABLE_SCHEMAS.items():
+        if outputs.get(name) and tables and name in tables[0]:
+            frame = pd.concat([t[name] for t in tables], ignore_index=True)
+            io.write_table(frame, outputs[name], schema, config_hash, stamp if name == "scores" else None)
+
+
+def _plugin_stamp(names: Sequence[str]) -> dict:
+    """Provenance of the plug-ins a job ran: name -> sha256 of its source."""
+    return {n: plugins.source_hash(n) for n in names if plugins.is_plugin(n)}
+
+
+# ------------------------------------------------------------------------------------ training
+def train_shard(
+    *,
+    task: str,
+    data: str,
+    candidates: str,
+    outputs: Mapping[str, str | None],
+    stage: str,
+    shard: int,
+    shard_size: int,
+    seed: int,
+    recipe: Mapping,
+    device: str,
+    config_hash: str,
+    threads: int = 0,
+    task_args: Mapping | None = None,
+) -> None:
+    """Train and score the originals (stage "original", on D_i) or retrains (stage "retrain", on
+    D_i minus F_i) of one shard of models, then write their tables and, if asked, checkpoints."""
+    if stage not in ("original", "retrain"):
+        raise ValueError(f"stage must be original or retrain, not {stage!r}")
+    t = tasks.build(
+        task,
+        data=data,
+        candidates=candidates,
+        device=device,
+        config_hash=config_hash,
+        threads=threads,
+        **(task_args or {}),
+    )
+    method = "none" if stage == "original" else "retrain"
+    keep = {}
+    for model_id in plan.shard_models(shard, shard_size):
+        train, forget = t.masks(seed, model_id)
+        keep[model_id] = train & ~forget if stage == "retrain" else train
+    tables, states = {}, {}
+    for model_id, model, seconds in t.train(keep, recipe, seed):
+        scored = t.score(model)
+        n = int(keep[model_id].sum())
+        log.info(
+            "%s model %d: %d examples, %.2f s, %s",
+            stage,
+            model_id,
+            n,
+            seconds,
+            t.describe(model, scored, keep[model_id]),
+        )
+        tables[model_id] = t.tables(scored, model_id, stage, method)
+        if outputs.get("ckpt"):
+            states[model_id] = cpu_state(model)
+    stamp = provenance.job(t.device, _plugin_stamp([(task_args or {}).get("network", "")]))
+    _write(t, outputs, [tables[i] for i in sorted(tables)], config_hash, stamp)
+    if outputs.get("ckpt"):
+        meta = {"stage": stage, "task": task, "seed": seed, "config_hash": config_hash, **_meta(task_args)}
+        save_models(outputs["ckpt"], states, meta)
+
+
+def _meta(task_args: Mapping | None) -> dict:
+    return {k: str(v) for k, v in (task_args or {}).items() if k in ("network", "width", "base")}
+
+
+# ------------------------------------------------------------------------------------ unlearning
+def retrain_means(paths: Sequence[str], n_pool: int, config_hash: str) -> np.ndarray:
+    """Mean phi over the retrain models and the views, per pool example: (n_pool,), NaN where
+    no retrain score exists. Every candidate is OUT of every retrain model."""
+    total, count = np.zeros(n_pool), np.zeros(n_pool)
+    for p in paths:
+        t = io.read_table(p, io.SCORES, config_hash, columns=["example_id", "split", "phi"])
+        t = t.filter(pc.equal(t["split"], "pool"))
+        ids, phi = t["example_id"].to_numpy(), t["phi"].to_numpy().astype(np.float64)
+        ok = np.isfinite(phi)
+        np.add.at(total, ids[ok], phi[ok])
+        np.add.at(count, ids[ok], 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / count, np.nan)
+
+
+class MethodFailed(UmiaError):
+    """A method raised inside a job: its traceback is in the job's log, this is the summary line."""
+
+
+def unlearn_shard(
+    *,
+    task: str,
+    data: str,
+    candidates: str,
+    originals: str,
+    outputs: Mapping[str, str | None],
+    method: str,
+    method_name: str,
+    settings: Mapping,
+    shard: int,
+    shard_size: int,
+    seed: int,
+    device: str,
+    config_hash: str,
+    rate_points: int = 4,
+    retrain_scores: Sequence[str] = (),
+    threads: int = 0,
+    task_args: Mapping | None = None,
+    source: str | None = None,
+) -> None:
+    """Apply one unlearning method (``method_name``: a registry name or a plug-in; ``method``: the
+    entry's name in tables, overrides included) to each original of a shard
+    (U_i = m(O_i, F_i, D_i minus F_i)), score the unlearned models, and write their tables and,
+    if asked, checkpoints. The forget examples' phi is also scored before unlearning, at every
+    1/rate_points of the run and at its end, into ``outputs["trajectory"]`` (the rates of unlearning).
+    ``source`` (a plug-in's source hash) is there for the rule's rerun trigger only."""
+    fn, spec, settings = methods.resolve(method_name, settings)
+    t = tasks.build(
+        task,
+        data=data,
+        candidates=candidates,
+        device=device,
+        config_hash=config_hash,
+        threads=threads,
+        **(task_args or {}),
+    )
+    states, meta = load_models(originals, t.device)
+    if meta["config_hash"] != config_hash:
+        raise io.TableError(f"{originals}: written by another config; use a new experiment name")
+    target_all = None
+    if spec.needs_retrain_scores:
+        if not retrain_scores:
+            raise ValueError(f"{method_name} needs the retrain models' scores (retrain_scores)")
+        target_all = torch.from_numpy(retrain_means(retrain_scores, t.n_pool, config_hash)).float()
+    tables, trajectory, out_states = [], [], {}
+    for model_id in plan.shard_models(shard, shard_size):
+        train, forget = t.masks(seed, model_id)
+        model = t.load_model(states[model_id])
+        f_data, r_data = t.pool(forget), t.pool(train & ~forget)
+        forget_ids = torch.nonzero(forget).squeeze(1).cpu().numpy()
+        s = dict(settings)
+        if target_all is not None:
+            s["target_phi"] = target_all[forget_ids].to(t.device)
+
+        def record(point: int, step: int, total: int, model=model, f=f_data, i=model_id, ids=forget_ids) -> None:
+            trajectory.append((i, ids, point, step, total, t.phi(model, f).cpu().numpy()))  # (V, n_forget)
+
+        record(0, 0, 0)
+        probe = methods.Probe(rate_points, record)
+        ctx = methods.Context(t, s, probe)
+        gen = t.generator(plan.derive_seed(seed, "unlearn", method, model_id))
+        t0 = time.perf_counter()
+        model.train()
+        try:
+            with probe.active():
+                fn(ctx, model, f_data, r_data, s, gen)
+        except Exception as e:
+            log.error("%s raised on model %d", method_name, model_id, exc_info=True)
+            raise MethodFailed(
+                f"method {method_name!r} raised {type(e).__name__} on model {model_id}: {e}; "
+                "its traceback is in this job's log"
+            ) from e
+        if t.device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - t0
+        if probe.steps and not probe.planned:
+            log.warning(
+                "%s took %d optimiser steps but declared none (ctx.plan): the trajectory has only its ends",
+                method,
+                probe.steps,
+            )
+        scored = t.score(model)
+        log.info(
+            "%s model %d: forgot %d examples in %.2f s (%d steps), %s",
+            method,
+            model_id,
+            len(forget_ids),
+            seconds,
+            probe.steps,
+            t.describe(model, scored, train & ~forget),
+        )
+        finish_trajectory(trajectory, model_id, forget_ids, rate_points, probe, scored["phi"][:, forget_ids])
+        tables.append(t.tables(scored, model_id, "unlearned", method))
+        if outputs.get("ckpt"):
+            out_states[model_id] = cpu_state(model)
+    stamp = provenance.job(t.device, _plugin_stamp([method_name, (task_args or {}).get("network", "")]))
+    _write(t, outputs, tables, config_hash, stamp)
+    frame = trajectory_frame(trajectory, method, t.views, rate_points)
+    io.write_table(frame, outputs["trajectory"], io.TRAJECTORY, config_hash)
+    if outputs.get("ckpt"):
+        meta = {"stage": "unlearned", "method": method, "task": task, "seed": seed, "config_hash": config_hash}
+        save_models(outputs["ckpt"], out_states, {**meta, **_meta(task_args)})
+
+
+def finish_trajectory(
+    records: list, model_id: int, ids: np.ndarray, rate_points: int, probe: methods.Probe, phi: np.ndarray
+) -> None:
+    """Add a model's last point (the unlearned model's phi: (V, n)), and the same phi at every
+    middle point its run never reached: a run that stopped early (or planned fewer steps than
+    points) no longer changes the model, so its state at those points is the final one."""
+    seen = {r[2] for r in records if r[0] == model_id}
+    for point in range(1, rate_points + 1):
+        if point not in seen:
+            records.append((model_id, ids, point, probe.steps, probe.planned, phi))
+
+
+def trajectory_frame(records: list, method: str, views: Sequence[str], rate_points: int) -> pd.DataFrame:
+    """Long format of the probe records (model_id, example ids, point, step, total, phi (V, n))."""
+    frames = []
+    for model_id, ids, point, step, total, phi in records:
+        n_v, n = phi.shape
+        frames.append(
+            pd.DataFrame(
+                {
+                    "model_id": np.full(n_v * n, model_id, np.int32),
+                    "method": method,
+                    "example_id": np.tile(ids.astype(np.int64), n_v),
+                    "view": np.repeat(np.asarray(views), n),
+                    "point": np.full(n_v * n, point, np.int16),
+                    "step": np.full(n_v * n, step, np.int32),
+                    "total_steps": np.full(n_v * n, total, np.int32),
+                    "fraction": np.full(n_v * n, point / rate_points, np.float32),
+                    "phi": phi.ravel().astype(np.float32),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)

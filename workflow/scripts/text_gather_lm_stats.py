@@ -1,8 +1,0 @@
-from umia import io
-from umia.logs import setup_logging
-from umia.pipeline import gather
-
-setup_logging(snakemake.log[0])
-gather(
-    parts=list(snakemake.input), out=snakemake.output[0], config_hash=snakemake.params.config_hash, schema=io.LM_STATS
-)
