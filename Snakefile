@@ -27,4 +27,6 @@ rule all:
 
 
 onsuccess:
-    print(f"\numia: experiment '{config['experiment']}' finished.\n  tables:  {R}/tables/summary.csv, {R}/tables/per_example.parquet\n  figures: {R}/figures/\n  scores:  {R}/scores/")
+    print(
+        f"\numia: experiment '{config['experiment']}' finished.\n  tables:  {R}/tables/summary.csv, {R}/tables/per_example.parquet\n  figures: {R}/figures/\n  scores:  {R}/scores/"
+    )

@@ -14,7 +14,6 @@ rule gather:
         "../scripts/gather.py"
 
 
-
 rule gather_trajectory:
     input:
         shard_files("trajectory"),
