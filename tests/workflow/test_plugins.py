@@ -46,6 +46,8 @@ def config(tmp: Path, **over) -> Path:
     plugins = copy_plugins(tmp / "plugins")
     nets = shutil.copy(NETS, tmp / "plugins" / NETS.name)
     bad = shutil.copy(NETS.parent / "bad.py", tmp / "plugins" / "bad.py")
+    readme = tmp / "plugins" / "my_method.py"  # the README's first code block, as a user copies it
+    readme.write_text((ROOT / "README.md").read_text().split("```python\n", 1)[1].split("```", 1)[0])
     cfg = {
         "experiment": "own",
         "results_dir": str(tmp / "results"),
@@ -57,7 +59,7 @@ def config(tmp: Path, **over) -> Path:
         "network": f"{nets}:TinyNet",
         "train": {"epochs": 20, "batch_size": 32, "lr": 0.05, "width": 8},
         # nan_weights leaves non-finite weights: recorded as diverged, as a built-in method would be
-        "methods": ["finetune", f"{plugins['ssd']}:ssd", f"{bad}:nan_weights"],
+        "methods": ["finetune", f"{plugins['ssd']}:ssd", f"{bad}:nan_weights", f"{readme}:my_ascent@lr=0.01"],
         "attacks": {"n_folds": 2, "n_bootstrap": 20},
         "keep_checkpoints": False,
         **over,
@@ -76,7 +78,7 @@ def own_run(tmp_path_factory) -> Path:
 
 def test_own_data_network_and_method(own_run):
     summary = pd.read_csv(own_run / "tables/summary.csv")
-    assert {"none", "retrain", "finetune", "ssd", "nan_weights"} == set(summary.method)
+    assert {"none", "retrain", "finetune", "ssd", "nan_weights", "my_ascent@lr=0.01"} == set(summary.method)
     assert (summary[summary.method == "nan_weights"].diverged_models == 8).all()
     assert (summary[summary.method != "nan_weights"].diverged_models == 0).all()
     s = summary.set_index(["method", "attack"])
@@ -85,7 +87,7 @@ def test_own_data_network_and_method(own_run):
     scores = pd.read_parquet(own_run / "scores", columns=["method", "label", "split", "phi"])
     ok = scores[scores.method != "nan_weights"]
     assert set(ok.label) == set(range(N_CLASSES)) and np.isfinite(ok.phi).all()
-    assert (scores.split == "pool").sum() == 5 * 8 * 2 * N_TRAIN  # 5 methods, 8 models, 2 views
+    assert (scores.split == "pool").sum() == 6 * 8 * 2 * N_TRAIN  # 6 methods, 8 models, 2 views
     examples = pd.read_parquet(own_run / "plan/examples.parquet")
     assert set(examples.label_name) <= {f"shape{k}" for k in range(N_CLASSES)}
     assert (examples[["height", "width", "channels"]] == (SIDE, SIDE, 3)).all().all()
