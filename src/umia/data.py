@@ -61,10 +61,6 @@ def class_names(name: str) -> tuple[str, ...] | None:
     return None if spec is None else spec.class_names
 
 
-# Deprecated alias (dataset name -> class names) kept for old importers; use Arrays.class_names.
-CLASS_NAMES: dict[str, tuple[str, ...]] = {n: s.class_names for n, s in DATASETS.items() if s.class_names}
-
-
 @dataclass(frozen=True)
 class Arrays:
     """A dataset in memory.

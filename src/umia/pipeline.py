@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 
 from umia import attacks, data, io, plan, provenance, registry
 from umia import corpus as text
-from umia.data import CLASS_NAMES, load_prepared
+from umia.data import load_prepared
 
 log = logging.getLogger(__name__)
 
@@ -27,28 +27,26 @@ def prepare_data(dataset: Mapping, seed: int, out: str) -> None:
         data.prepare(dataset, seed, out)
 
 
-def is_corpus(data: str) -> bool:
-    """Whether the prepared data is a text corpus (Parquet, umia.text.write_corpus) rather than the
-    images' .npz."""
-    return str(data).endswith(".parquet")
-
-
-def pool_labels(data: str) -> np.ndarray:
+def pool_labels(data: str, task: str) -> np.ndarray:
     """Class labels of the pool P, (n_pool,) int64, from the prepared data of either task."""
-    if is_corpus(data):
+    if task == "text":
         return text.read_corpus(data).pool["label"].to_numpy(np.int64)
     return load_prepared(data).y_train
 
 
-def write_candidates(*, data: str, out: str, candidates: Mapping, seed: int, config_hash: str) -> None:
-    y_pool = pool_labels(data)
+def write_candidates(
+    *, data: str, out: str, candidates: Mapping, seed: int, config_hash: str, task: str = "image"
+) -> None:
+    y_pool = pool_labels(data, task)
     ids = plan.candidates(candidates, seed, y_pool)
     log.info("%d forget candidates (%s mode)", len(ids), candidates["mode"])
     io.write_table(pd.DataFrame({"example_id": ids, "label": y_pool[ids]}), out, io.CANDIDATES, config_hash)
 
 
-def write_membership(*, data: str, candidates: str, out: str, n_models: int, seed: int, config_hash: str) -> None:
-    n_pool = len(pool_labels(data))
+def write_membership(
+    *, data: str, candidates: str, out: str, n_models: int, seed: int, config_hash: str, task: str = "image"
+) -> None:
+    n_pool = len(pool_labels(data, task))
     cand = io.read_table(candidates, io.CANDIDATES, config_hash).column("example_id").to_numpy()
     df = plan.membership(seed, n_models, n_pool, cand)
     log.info("membership of %d models over %d pool examples", n_models, n_pool)
@@ -59,10 +57,10 @@ def write_examples(*, data: str, candidates: str, out: str, dataset: str, config
     """The forget candidates' images (for text: their reviews, with no pixels and height, width
     and channels 0) and class names, so figures need no dataset file."""
     ids = io.read_table(candidates, io.CANDIDATES, config_hash).column("example_id").to_numpy()
-    if is_corpus(data):
+    if registry.task_of(dataset) == "text":
         pool = text.read_corpus(data).pool
         y = pool["label"].to_numpy(np.int64)[ids]
-        names = CLASS_NAMES.get(dataset, tuple(str(i) for i in range(int(y.max()) + 1)))
+        names = registry.DATASETS[dataset].class_names
         df = pd.DataFrame(
             {
                 "example_id": ids,
@@ -79,7 +77,7 @@ def write_examples(*, data: str, candidates: str, out: str, dataset: str, config
         return
     a = load_prepared(data)
     x, y = a.x_train[ids], a.y_train[ids]  # (c, H, W, C) uint8
-    names = CLASS_NAMES.get(dataset, tuple(str(i) for i in range(a.n_classes)))
+    names = a.class_names or tuple(str(i) for i in range(a.n_classes))
     _, h, w, c = x.shape
     df = pd.DataFrame(
         {

@@ -171,14 +171,15 @@ def per_example_distribution(
     _save(fig, stem)
 
 
-def protected_examples(per_example: pd.DataFrame, examples: pd.DataFrame, stem: str, k: int = 6) -> None:
-    """The k least and k most vulnerable forget examples of each method, as images (for text:
+def protected_examples(
+    per_example: pd.DataFrame, examples: pd.DataFrame, stem: str, k: int = 6, text: bool = False
+) -> None:
+    """The k least and k most vulnerable forget examples of each method, as images (``text``:
     the start of each review)."""
     df = per_example[per_example["attack"] == "ulira"]
     methods = [m for m in method_order(df["method"].tolist()) if m != "retrain"]
     ex = examples.set_index("example_id")
-    is_text = bool(len(ex)) and int(ex["channels"].iloc[0]) == 0
-    width, height = (2.0, 1.9) if is_text else (1.05, 1.3)
+    width, height = (2.0, 1.9) if text else (1.05, 1.3)
     fig, axes = plt.subplots(len(methods), 2 * k, figsize=(width * 2 * k, height * len(methods) + 0.6), squeeze=False)
     for row, m in enumerate(methods):
         acc = df[df["method"] == m].dropna(subset=["accuracy"]).sort_values(["accuracy", "example_id"])
@@ -192,7 +193,7 @@ def protected_examples(per_example: pd.DataFrame, examples: pd.DataFrame, stem: 
                 continue
             r = picks[col]
             e = ex.loc[r.example_id]
-            if is_text:
+            if text:
                 review = textwrap.fill(str(e.get("text", ""))[:180] + "…", 30)
                 ax.text(0.04, 0.96, review, va="top", ha="left", fontsize=4.5, transform=ax.transAxes)
             else:
@@ -446,7 +447,9 @@ class Tables:
         examples: str,
         rates: str | None = None,
         reach: str | None = None,
+        task: str = "image",
     ):
+        self.task = task
         self.paths = {
             "summary": summary,
             "per_example": per_example,
@@ -494,7 +497,7 @@ DRAW: dict[str, Callable[[Tables, str], None]] = {
     "attack_accuracy": lambda t, stem: attack_accuracy(t.summary, stem),
     "roc": lambda t, stem: roc(t.roc, stem),
     "per_example_accuracy": lambda t, stem: per_example_distribution(t.per_example, stem, order=t.order),
-    "protected_examples": lambda t, stem: protected_examples(t.per_example, t.examples, stem),
+    "protected_examples": lambda t, stem: protected_examples(t.per_example, t.examples, stem, text=t.task == "text"),
     "before_after": lambda t, stem: before_after(t.per_example, stem, order=t.order),
     "retained_change": lambda t, stem: retained_change(t.per_example, stem, order=t.order),
     "rates": lambda t, stem: rates(t.rates, stem, order=t.order),
@@ -526,7 +529,7 @@ def figures(
 ) -> list[str]:
     """Draw the figures ``names`` (default: ``default_names``) from the tables into ``out_dir``
     as <name>.png and <name>.pdf; returns the names drawn."""
-    t = Tables(summary, per_example, roc_table, examples, rates_table, reach_table)
+    t = Tables(summary, per_example, roc_table, examples, rates_table, reach_table, task)
     names = default_names(t, task) if names is None else list(names)
     unknown = [n for n in names if n not in DRAW]
     if unknown:

@@ -21,6 +21,7 @@ rule candidates:
         candidates=config["candidates"],
         seed=config["seed"],
         config_hash=HASH,
+        task=TASK,
     log:
         f"{R}/logs/candidates.log",
     benchmark:
@@ -39,6 +40,7 @@ rule membership:
         n_models=config["n_models"],
         seed=config["seed"],
         config_hash=HASH,
+        task=TASK,
     log:
         f"{R}/logs/membership.log",
     benchmark:
