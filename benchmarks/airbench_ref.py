@@ -21,6 +21,7 @@ written to a temporary directory from the .npz.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import statistics
 import tempfile
@@ -34,7 +35,7 @@ import yaml
 from umia import plan
 from umia.config import _scalar, load_schema, resolve
 from umia.data import prepare
-from umia.train import Recipe, Workbench, fit_stacked, test_accuracy
+from umia.tasks.image import ImageTask, Recipe, fit_stacked, test_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,6 +53,13 @@ def our_recipes(config: str, variants: list[str], data: str) -> tuple[dict, list
             recipe[k] = None if v == "null" else _scalar(v)
         runs.append((name, Recipe.from_mapping(recipe)))
     return cfg, runs
+
+
+def with_width(task: ImageTask, width: int) -> ImageTask:
+    """The task building fastcnns of another width: the same data on the device (a shallow copy)."""
+    other = copy.copy(task)
+    other.width = width
+    return other
 
 
 def synthetic_cifar(folder: str) -> str:
@@ -89,7 +97,7 @@ def main() -> None:
         cfg, ours = our_recipes(args.config, args.variant, args.data)
         with tempfile.TemporaryDirectory() as t:
             prepare(cfg["dataset"], cfg["seed"], f"{t}/data.npz")
-            bench = Workbench(f"{t}/data.npz", None, "cuda", None)
+            bench = ImageTask(f"{t}/data.npz", None, "cuda", None, network="fastcnn")
     z = np.load(args.data)
     tmp = tempfile.mkdtemp()
     os.makedirs(f"{tmp}/cifar10")
@@ -145,19 +153,21 @@ def main() -> None:
         for label, rec in ours:
             # a stack of K models trains halves rK .. rK+K-1 at once; its time per model is the stack's / K
             ids = [r] if rec.stack == 1 else [r * rec.stack + j for j in range(rec.stack)]
+            task = with_width(bench, rec.width)
             torch.cuda.synchronize()
             t0 = time.perf_counter()
             nets, xs, ys, gens = [], [], [], []
             for i in ids:
-                keep = torch.from_numpy(plan.train_mask(args.seed, i, n_pool)).to(bench.device)
-                xs.append(bench.x_pool[keep])
-                ys.append(bench.y_pool[keep])
-                nets.append(bench.new_model("fastcnn", rec.width, plan.derive_seed(args.seed, "init", i), xs[-1]))
-                gens.append(bench.generator(i))
-            fit_stacked(bench, nets, xs, ys, rec, gens)
+                keep = torch.from_numpy(plan.train_mask(args.seed, i, n_pool)).to(task.device)
+                x, y = task.pool(keep)
+                xs.append(x)
+                ys.append(y)
+                nets.append(task.new_model(plan.derive_seed(args.seed, "init", i), x))
+                gens.append(task.generator(i))
+            fit_stacked(task, nets, xs, ys, rec, gens)
             torch.cuda.synchronize()
             t = (time.perf_counter() - t0) / len(ids)
-            accs = [[test_accuracy(bench, m), test_accuracy(bench, m, tta=True)] for m in nets]
+            accs = [[test_accuracy(task, m), test_accuracy(task, m, tta=True)] for m in nets]
             record(label, r, len(ys[0]), t, [statistics.mean(a) for a in zip(*accs, strict=True)])
     print(f"\n25k halves, mean over {args.repeats} models after a warm-up, {torch.cuda.get_device_name()}")
     print("recipe        train s/model  x airbench94  test acc  mirror-TTA acc  (airbench-TTA)")

@@ -13,6 +13,7 @@ mirror test-time augmentation (the mean logits of the image and its mirror image
 from __future__ import annotations
 
 import argparse
+import copy
 import tempfile
 import time
 from pathlib import Path
@@ -23,8 +24,7 @@ import yaml
 from umia import plan
 from umia.config import _scalar, load_schema, resolve
 from umia.data import prepare
-from umia.score import score_model
-from umia.train import Recipe, Workbench, fit, test_accuracy
+from umia.tasks.image import ImageTask, Recipe, fit, test_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 # Recipes for the networks a config does not train (the cifar10 config's commented ResNet-18 one).
@@ -40,6 +40,13 @@ RESNET18 = dict(
     translate=4,
     width=64,
 )
+
+
+def with_network(task: ImageTask, network: str, width: int) -> ImageTask:
+    """The task building another network or width: the same data on the device (a shallow copy)."""
+    other = copy.copy(task)
+    other.network, other.width = network, width
+    return other
 
 
 def main() -> None:
@@ -67,7 +74,10 @@ def main() -> None:
     cfg = resolve(cfg, load_schema(ROOT / "workflow/schemas/config.schema.yaml"))
     with tempfile.TemporaryDirectory() as tmp:
         prepare(cfg["dataset"], cfg["seed"], f"{tmp}/data.npz")
-        bench = Workbench(f"{tmp}/data.npz", None, cfg["device"], None)
+        bench = ImageTask(
+            f"{tmp}/data.npz", None, cfg["device"], None, network=cfg["network"], width=cfg["train"]["width"],
+            views=cfg["views"],
+        )  # fmt: skip
     dev = torch.cuda.get_device_name() if bench.device.type == "cuda" else "cpu"
     print(f"device: {dev}; pool {bench.n_pool}, test {bench.n_test}")
     runs = []  # (label, network, recipe)
@@ -86,20 +96,21 @@ def main() -> None:
     rows, first = [], {}
     for label, net, recipe in runs:
         rec = Recipe.from_mapping(recipe)
+        task = with_network(bench, net, rec.width)
         for r in range(args.repeats + 1):  # the first run warms up (cuDNN autotuning, allocator)
-            train, _ = bench.masks(cfg["seed"], r)
-            x, y = bench.x_pool[train], bench.y_pool[train]
-            if bench.device.type == "cuda":
+            train, _ = task.masks(cfg["seed"], r)
+            x, y = task.pool(train)
+            if task.device.type == "cuda":
                 torch.cuda.synchronize()
             t0 = time.perf_counter()
-            model = bench.new_model(net, rec.width, plan.derive_seed(cfg["seed"], "init", r), x)
-            fit(bench, model, x, y, rec, bench.generator(r))
-            if bench.device.type == "cuda":
+            model = task.new_model(plan.derive_seed(cfg["seed"], "init", r), x)
+            fit(task, model, x, y, rec, task.generator(r))
+            if task.device.type == "cuda":
                 torch.cuda.synchronize()
             t_train = time.perf_counter() - t0
-            acc, acc_tta = test_accuracy(bench, model), test_accuracy(bench, model, tta=True)
+            acc, acc_tta = test_accuracy(task, model), test_accuracy(task, model, tta=True)
             t0 = time.perf_counter()
-            score_model(bench, model, cfg["views"])
+            task.score(model)
             t_score = time.perf_counter() - t0
             tag = "warm-up" if r == 0 else "timed"
             print(

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from umia import config as C
+from umia import registry
 from umia.config import ConfigError, config_hash, method_settings, resolve
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
@@ -65,7 +66,7 @@ def test_empty_config_takes_every_default(schema):
     cfg = resolve({}, schema)
     assert cfg == _defaults(schema)
     assert cfg["dataset"]["name"] == "digits" and cfg["dataset"]["path"] is None
-    assert set(cfg["unlearn"]) == set(C.METHODS)
+    assert set(cfg["unlearn"]) == set(registry.METHODS)
     assert set(cfg["train"]) == set(schema["properties"]["train"]["properties"])
 
 
@@ -286,7 +287,8 @@ def test_text_defaults_fill_what_a_text_config_leaves_out(schema, tmp_path):
     (tmp_path / "r.parquet").write_bytes(b"")
     cfg = resolve({"dataset": {"name": "imdb", "path": str(tmp_path / "r.parquet")}}, schema)
     assert cfg["views"] == ["identity"] and cfg["network"] == "gpt2"
-    assert cfg["methods"] == list(C.TEXT_METHODS)
+    assert cfg["methods"] == C.TEXT_DEFAULTS["methods"]
+    assert cfg["methods"] == [m for m, spec in registry.METHODS.items() if "text" in spec.tasks]
     assert cfg["train"]["lr"] == C.TEXT_DEFAULTS["train"]["lr"]
     assert cfg["unlearn"]["finetune"] == C.TEXT_DEFAULTS["unlearn"]["finetune"]
     assert cfg["dataset"]["pool_size"] == 2000 and cfg["lm"]["base_model"] is None
@@ -308,6 +310,10 @@ def test_text_defaults_fill_what_a_text_config_leaves_out(schema, tmp_path):
             "config key 'views': ['identity', 'mirror'] but a text experiment has one view",
         ),
         ({"network": "mlp"}, "config key 'network': 'mlp' does not fit dataset 'imdb'; use one of gpt2"),
+        (
+            {"network": "mylab.nets:Big"},
+            "config key 'network': plug-in networks are for images; for text set lm.base_model",
+        ),
         ({"lm": {"n_head": 3}}, "config key 'lm.n_head': 3 does not divide lm.n_embd=256"),
         ({"lm": {"n_positions": 64}}, "config key 'lm.n_positions': 64 is less than dataset.max_tokens=128"),
         ({"candidates": {"size": 2001}}, "2001 candidates but the pool of imdb has 4000 examples"),
@@ -336,3 +342,93 @@ def test_text_keys_leave_the_image_hash_alone_and_define_the_text_hash(raw_confi
     assert config_hash(resolve(_text(tmp_path, dataset={"max_tokens": 64}), schema)) != text
     assert config_hash(resolve(_text(tmp_path, dataset={"test_fraction": 0.5}), schema)) == text
     assert config_hash(resolve(_text(tmp_path, dataset={"path": str(tmp_path)}), schema)) == text
+
+
+# --- plug-in methods and networks (umia.plugins) ------------------------------------------------
+
+PLUGIN = """
+from umia.plugins import method
+
+
+@method(settings={"lr": 0.1, "steps": 3}, checks={"lr": {"exclusiveMinimum": 0}})
+def ascent(ctx, model, forget, retain, s, gen):
+    pass
+
+
+@method(tasks=("text",))
+def for_text(ctx, model, forget, retain, s, gen):
+    pass
+
+
+def finetune(ctx, model, forget, retain, s, gen):
+    pass
+
+
+def two(a, b):
+    pass
+
+
+def net(in_shape, n_classes, width):
+    pass
+"""
+
+
+@pytest.fixture
+def plugin(tmp_path) -> str:
+    path = tmp_path / "mine.py"
+    path.write_text(PLUGIN)
+    return str(path)
+
+
+def test_plugin_method_resolves_with_its_own_settings(raw_config, schema, plugin):
+    raw_config["methods"] = ["finetune", f"{plugin}:ascent@lr=0.5"]
+    cfg = resolve(raw_config, schema)
+    assert C.method_ids(cfg) == {"finetune": "finetune", "ascent@lr=0.5": f"{plugin}:ascent@lr=0.5"}
+    # the config's part: the inherited recipe keys and the overrides (the job adds the declared defaults)
+    assert method_settings(cfg, f"{plugin}:ascent@lr=0.5") == {**{k: cfg["train"][k] for k in C.INHERITED}, "lr": 0.5}
+
+
+@pytest.mark.parametrize(
+    "entry, message",
+    [
+        ("{p}:finetune", "has the name of a built-in method; rename the function"),
+        ("{d}/missing.py:ascent", "missing.py does not exist; fix the path"),
+        ("{p}:nothing", "has no 'nothing'; check the name after the colon"),
+        ("{p}:ascent@foo=1", "sets 'foo', which {p}:ascent does not have; it has lr, steps"),
+        ("{p}:ascent@lr=-1", "setting 'lr': -1 out of range; it must be > 0"),
+        ("{p}:for_text", "does not apply to digits; for images use one of finetune"),
+        ("{p}:two", "takes (a, b) but a method takes (ctx, model, forget, retain, s, gen)"),
+    ],
+    ids=[
+        "builtin-name",
+        "missing-file",
+        "missing-function",
+        "unknown-setting",
+        "out-of-range",
+        "other-task",
+        "signature",
+    ],
+)
+def test_plugin_method_errors(raw_config, schema, plugin, entry, message):
+    d = str(Path(plugin).parent)
+    raw_config["methods"] = [entry.format(p=plugin, d=d)]
+    msg = _error(raw_config, schema)
+    assert message.format(p=plugin, d=d) in msg and "config key 'methods'" in msg, msg
+
+
+def test_plugins_are_not_imported_without_load_plugins(raw_config, schema, tmp_path):
+    """The workflow's cluster jobs re-parse the Snakefile without importing plug-ins."""
+    raw_config["methods"] = [f"{tmp_path}/absent.py:ascent"]
+    assert resolve(raw_config, schema, load_plugins=False)["methods"] == raw_config["methods"]
+    assert "absent.py does not exist" in _error(raw_config, schema)
+    raw_config["methods"] = [f"{tmp_path}/absent.py:finetune"]  # a built-in's name needs no import to refuse
+    with pytest.raises(ConfigError, match="has the name of a built-in method"):
+        resolve(raw_config, schema, load_plugins=False)
+
+
+def test_plugin_network(raw_config, schema, plugin, tmp_path):
+    raw_config["network"] = f"{plugin}:net"
+    assert resolve(raw_config, schema)["network"] == f"{plugin}:net"
+    raw_config["network"] = f"{tmp_path}/absent.py:net"
+    assert "config key 'network'" in _error(raw_config, schema)
+    assert resolve(raw_config, schema, load_plugins=False)["network"] == raw_config["network"]

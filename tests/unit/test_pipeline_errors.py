@@ -1,5 +1,6 @@
 """A table from another config is refused, not mixed; a full disk leaves no file that looks
-complete and keeps what was there; a job's user-facing error is one line."""
+complete and keeps what was there; a job's user-facing error is one line (a method that raises
+inside an unlearning job included)."""
 
 import errno
 import subprocess
@@ -9,7 +10,8 @@ import pandas as pd
 import pytest
 
 from umia import io
-from umia.errors import TableError
+from umia.errors import TableError, UmiaError
+from umia.jobs import MethodFailed, unlearn_shard
 from umia.pipeline import gather
 
 
@@ -76,3 +78,45 @@ def test_job_error_is_one_line_on_stderr_and_in_the_log(tmp_path, raise_, line):
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[0].startswith(line) and len(proc.stderr.strip().splitlines()) == 1
     assert line in log.read_text()
+
+
+def _unlearn(originals, out, method_name, **change):
+    unlearn_shard(
+        **{
+            **originals["job"],
+            "task": "image",
+            "data": originals["data"],
+            "candidates": originals["candidates"],
+            "originals": originals["ckpt"],
+            "outputs": out,
+            "method": method_name.rpartition(":")[2],
+            "method_name": method_name,
+            "settings": {"epochs": 1, "lr": 0.01, "batch_size": 64},
+            **change,
+        }
+    )
+
+
+def test_a_method_that_raises_stops_the_job_with_one_line_and_writes_nothing(digits_originals, tmp_path, caplog):
+    plugin = tmp_path / "broken.py"
+    plugin.write_text("def broken(ctx, model, forget, retain, s, gen):\n    raise RuntimeError('out of ideas')\n")
+    out = {k: str(tmp_path / f"u.{k}") for k in ("scores", "trajectory", "ckpt")}
+    with pytest.raises(MethodFailed) as e:
+        _unlearn(digits_originals, out, f"{plugin}:broken")
+    msg = str(e.value)
+    assert isinstance(e.value, UmiaError) and "\n" not in msg
+    assert msg.startswith(f"method '{plugin}:broken' raised RuntimeError on model 0: out of ideas;")
+    assert "out of ideas" in caplog.text and "Traceback" in caplog.text  # the traceback goes to the log
+    assert not list(tmp_path.glob("u.*")) and not list(tmp_path.glob(".*tmp*"))
+
+
+def test_unlearning_refuses_originals_of_another_config(digits_originals, tmp_path):
+    import numpy as np
+
+    cand = tmp_path / "candidates.parquet"  # this config's candidates: the originals are the odd ones out
+    ids = pd.DataFrame({"example_id": np.arange(0, 80, 2), "label": np.zeros(40, np.int16)})
+    io.write_table(ids, cand, io.CANDIDATES, "other-hash")
+    out = {k: str(tmp_path / f"u.{k}") for k in ("scores", "trajectory")}
+    with pytest.raises(TableError, match="original.pt: written by another config; use a new experiment name"):
+        _unlearn(digits_originals, out, "finetune", candidates=str(cand), config_hash="other-hash")
+    assert not list(tmp_path.glob("u.*"))

@@ -1,4 +1,5 @@
-"""umia.score: the statistic phi, the loss and correctness, and the views."""
+"""umia.score: the statistic phi, the loss and correctness, the views, padding and the score
+table's long format; the image task's scoring (ImageTask.score, ImageTask.phi)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from umia.score import phi_loss, view
+from umia.score import padded, phi_loss, view
 
 F32_ULP_AT_100 = float(np.spacing(np.float32(100.0)))  # 7.6e-6
 
@@ -87,3 +88,62 @@ def test_mirror_flips_last_axis_identity_keeps():
 def test_unknown_view_raises():
     with pytest.raises(ValueError, match="unknown view"):
         view(torch.zeros(1, 1, 2, 2), "rotate")
+
+
+def test_padded_repeats_the_first_rows_up_to_a_multiple():
+    x = torch.arange(5.0)[:, None]
+    assert padded(x, 4).squeeze(1).tolist() == [0, 1, 2, 3, 4, 0, 1, 2]
+    assert padded(x[:1], 4).squeeze(1).tolist() == [0, 0, 0, 0]  # repeated as often as needed
+    assert torch.equal(padded(x[:4], 4), x[:4]) and len(padded(x[:0], 4)) == 0
+
+
+@pytest.fixture(scope="module")
+def scored(digits):
+    """An untrained MLP on the digits task (both views) and its scores."""
+    from umia.tasks.image import ImageTask
+
+    task = ImageTask(str(digits), None, "cpu", None, network="mlp", width=16)
+    model = task.new_model(0)
+    return task, model, task.score(model)
+
+
+def test_task_score_is_phi_loss_of_each_view_over_pool_and_test(scored):
+    """task.score (was score.score_model): phi, loss, correct of every pool then test example,
+    one row per view, in eval mode."""
+    task, model, s = scored
+    assert task.views == ("identity", "mirror") and not model.training
+    x, y = torch.cat([task.x_pool, task.x_test]), torch.cat([task.y_pool, task.y_test])
+    for k in ("phi", "loss", "correct"):
+        assert s[k].shape == (2, task.n_pool + task.n_test)
+    for v, name in enumerate(task.views):
+        with torch.no_grad():
+            phi, loss, correct = phi_loss(model(view(x, name)), y)
+        np.testing.assert_allclose(s["phi"][v], phi.numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(s["loss"][v], loss.numpy(), rtol=1e-5, atol=1e-6)
+        assert np.array_equal(s["correct"][v], correct.numpy())
+    assert not np.allclose(s["phi"][0], s["phi"][1])  # digits are not mirror-symmetric
+
+
+def test_task_phi_of_a_few_examples_matches_score_and_keeps_the_mode(scored):
+    """task.phi (was score.phi_of): (V, n) on the device for any examples, padded passes; the
+    model's train/eval mode is left as it was."""
+    task, model, s = scored
+    idx = torch.tensor([5, 0, 700, 3])
+    model.train()
+    phi = task.phi(model, (task.x_pool[idx], task.y_pool[idx]))
+    assert model.training and phi.shape == (2, 4)
+    np.testing.assert_allclose(phi.numpy(), s["phi"][:, idx.numpy()], rtol=1e-5, atol=1e-6)
+    assert task.phi(model, (task.x_pool[:0], task.y_pool[:0])).shape == (2, 0)
+    model.eval()
+
+
+def test_scores_frame_long_format(scored):
+    task, model, s = scored
+    frame = task.tables(s, 7, "original", "none")["scores"]
+    n = task.n_pool + task.n_test
+    assert len(frame) == 2 * n and frame["view"].tolist() == ["identity"] * n + ["mirror"] * n
+    assert frame["example_id"].tolist() == list(range(n)) * 2
+    assert (frame["split"][: task.n_pool] == "pool").all() and (frame["split"][task.n_pool : n] == "test").all()
+    assert frame["label"][:n].tolist() == task.labels.tolist()
+    np.testing.assert_array_equal(frame["phi"].to_numpy(), s["phi"].ravel().astype(np.float32))
+    assert set(frame["stage"]) == {"original"} and set(frame["method"]) == {"none"} and (frame["model_id"] == 7).all()

@@ -1,5 +1,6 @@
-"""The language-model task's building blocks (umia.text, umia.lm) on a tiny synthetic corpus and a
-GPT-2-style model of one layer, 32 wide, on the CPU.
+"""The language-model task's building blocks (umia.corpus, umia.lm), its task (umia.tasks.text:
+training, scoring, the shard job) and the unlearning methods for it (umia.methods.builtin) on a
+tiny synthetic corpus and a GPT-2-style model of one layer, 32 wide, on the CPU.
 
 The synthetic reviews fill a fixed template with words drawn at random: a model can learn the
 template from a pretraining corpus (held-out loss falls), and only memorise the random words of
@@ -7,7 +8,6 @@ the reviews it is fine-tuned on (a membership signal)."""
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import zlib
@@ -19,8 +19,11 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from umia import lm, text
+from umia import corpus as text
+from umia import io, lm, methods, plan, registry
 from umia.errors import DataError
+from umia.methods import Context, Probe, builtin
+from umia.tasks.text import TextTask
 
 IMDB = Path(__file__).resolve().parents[3] / "shared" / "data" / "imdb.parquet"
 SIZES = {"n_layer": 1, "n_embd": 32, "n_head": 2, "n_positions": 48}
@@ -287,95 +290,195 @@ def test_pretraining_lowers_heldout_loss(base, base_dir, corpus):
     assert all(not m.p for m in model.modules() if isinstance(m, torch.nn.Dropout))
 
 
+# ---------------------------------------------------------------------------------- the task
+@pytest.fixture(scope="module")
+def corpus_path(tmp_path_factory, corpus) -> Path:
+    """A prepared corpus: the 64 reviews of ``members`` as the pool, 16 held-out test reviews."""
+    pool = [text.clean(t) for t in reviews(64, seed=1)]
+    parts = {"pool": pool, "test": corpus[200:216], "pretrain": corpus[:200]}
+    frames = {}
+    for role, texts_ in parts.items():
+        n = len(texts_)
+        split = "train" if role == "pool" else "test"
+        frames[role] = pd.DataFrame(
+            {"doc_id": np.arange(n) + 1000 * len(frames), "split": split, "label": np.arange(n) % 2, "text": texts_}
+        )
+    out = tmp_path_factory.mktemp("corpus") / "corpus.parquet"
+    text.write_corpus(text.Corpus(**frames), str(out))
+    return out
+
+
+@pytest.fixture(scope="module")
+def task(corpus_path, base_dir) -> TextTask:
+    return TextTask(str(corpus_path), None, "cpu", None, base=str(base_dir), max_tokens=48)
+
+
+def _keep(task, ids) -> torch.Tensor:
+    keep = torch.zeros(task.n_pool, dtype=torch.bool)
+    keep[list(ids)] = True
+    return keep
+
+
+def _finetune(task, keep, seed=1, model_id=0, **recipe):
+    """The task's training of one model on ``keep`` (TextTask.train, a shadow model's training)."""
+    rec = {"epochs": 10, "batch_size": 8, "lr": 3e-3, "weight_decay": 0.0, "warmup": 0.0, **recipe}
+    ((got_id, model, seconds),) = task.train({model_id: keep}, rec, seed)
+    assert got_id == model_id and seconds >= 0
+    return model
+
+
+def test_task_holds_the_pool_then_the_test_reviews(task, base, members):
+    assert (task.n_pool, task.n_test, task.n_classes) == (64, 16, 2)
+    assert task.labels.tolist() == [i % 2 for i in range(64)] + [i % 2 for i in range(16)]
+    ids, mask = task.pool(_keep(task, range(64)))
+    w = members[0].shape[1]  # members were encoded alone: padded to their own longest row
+    assert torch.equal(mask[:, :w], members[1]) and not mask[:, w:].any()
+    assert torch.equal(ids[:, :w][mask[:, :w]], members[0][members[1]])
+    assert task.seen[:64] == text.decode(*members, base[1])
+    model = task.load_model()
+    assert model is not task.base
+    assert all(torch.equal(v, base[0].state_dict()[k]) for k, v in model.state_dict().items())
+
+
+def test_task_scores_every_review_and_its_tables(task, members):
+    model = task.load_model()
+    s = task.score(model)
+    direct = lm.sequence_scores(model, task.ids, task.mask, texts=task.seen, k=0.2)
+    assert s["phi"].shape == s["loss"].shape == s["correct"].shape == (1, 80)
+    np.testing.assert_allclose(s["phi"][0], direct["phi"], rtol=1e-5)
+    assert np.array_equal(s["correct"][0], direct["token_accuracy"] >= 0.5)
+    sub = task.phi(model, members)  # any reviews, on the device: (1, n)
+    np.testing.assert_allclose(sub.numpy()[0], s["phi"][0, :64], rtol=1e-4, atol=1e-5)
+    assert task.phi(model, (members[0][:0], members[1][:0])).shape == (1, 0)
+    tables = task.tables(s, 5, "original", "none")
+    scores, stats = tables["scores"], tables["lm_stats"]
+    assert len(scores) == len(stats) == 80 and set(scores["view"]) == {"identity"}
+    assert scores["example_id"].tolist() == list(range(80)) and (scores["split"] == "pool").sum() == 64
+    np.testing.assert_allclose(stats["zlib_ratio"], direct["zlib_ratio"], rtol=1e-6)
+    assert (stats["n_tokens"] == direct["n_tokens"]).all() and (stats["model_id"] == 5).all()
+    assert io.to_arrow(scores, io.SCORES).num_rows == io.to_arrow(stats, io.LM_STATS).num_rows == 80  # their schemas
+    assert "perplexity" in task.describe(model, s, _keep(task, range(32)))
+
+
 # ---------------------------------------------------------------------- fine-tuning, unlearning
-def test_finetuning_leaves_a_membership_signal(base, members):
+def test_finetuning_leaves_a_membership_signal(task, members):
     ids, mask = members
-    model = copy.deepcopy(base[0])
-    before = lm.sequence_scores(model, ids, mask)["phi"]
-    lm.finetune_lm(model, ids[:32], mask[:32], epochs=10, batch_size=8, lr=3e-3, weight_decay=0.0, seed=1)
+    before = lm.sequence_scores(task.base, ids, mask)["phi"]
+    model = _finetune(task, _keep(task, range(32)))
     gain = lm.sequence_scores(model, ids, mask)["phi"] - before
     assert gain[:32].mean() > gain[32:].mean() + 0.05, (gain[:32].mean(), gain[32:].mean())
 
 
-def test_finetuning_is_deterministic(base, members):
-    ids, mask = members
+def test_finetuning_is_deterministic(task):
     runs = []
-    for seed in (3, 3, 4):
-        model = copy.deepcopy(base[0])
-        lm.finetune_lm(model, ids[:16], mask[:16], epochs=1, batch_size=4, lr=1e-3, weight_decay=0.1, seed=seed)
+    for seed, model_id in ((3, 0), (3, 0), (4, 0), (3, 1)):  # the order is seeded by seed and model id
+        model = _finetune(
+            task, _keep(task, range(16)), seed, model_id, epochs=1, batch_size=4, lr=1e-3, weight_decay=0.1
+        )
         runs.append(model.state_dict())
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
     assert not all(torch.equal(runs[0][k], runs[2][k]) for k in runs[0])
+    assert not all(torch.equal(runs[0][k], runs[3][k]) for k in runs[0])
+    assert all(torch.equal(v, task.load_model().state_dict()[k]) for k, v in task.base.state_dict().items())
 
 
-def test_gradient_ascent_lowers_the_forget_likelihood(base, members):
+def _run(task, name, model, forget, retain, s, gen, probe=None):
+    fn, _, s = methods.resolve(name, s)
+    fn(Context(task, s, probe), model, forget, retain, s, gen)
+
+
+def test_gradient_ascent_lowers_the_forget_likelihood(task, members):
     ids, mask = members
-    model = copy.deepcopy(base[0])
+    model = task.load_model()
     before = lm.sequence_scores(model, ids[:8], mask[:8])["phi"]
     s = {"epochs": 2, "batch_size": 4, "lr": 1e-3}
-    lm.gradient_ascent(model, (ids[:8], mask[:8]), (ids[8:32], mask[8:32]), s, torch.Generator().manual_seed(0))
+    forget, retain = (ids[:8], mask[:8]), (ids[8:32], mask[8:32])
+    _run(task, "gradient_ascent", model, forget, retain, s, torch.Generator().manual_seed(0))
     after = lm.sequence_scores(model, ids[:8], mask[:8])["phi"]
     assert (after < before).all() and after.mean() < before.mean() - 0.1
 
 
-def test_npo_loss_at_the_reference_and_its_gradient(base, members):
+def test_npo_loss_known_answers():
+    """(2/beta) mean softplus(beta (loglik - ref)): log-ratios 0 and log 3 at beta 1 give
+    (2/1) (log 2 + log 4) / 2 = 3 log 2; at the reference it is (2/beta) log 2 for any beta."""
+    loss = builtin.npo_loss(torch.tensor([0.0, math.log(3.0)]), torch.zeros(2), 1.0)
+    assert loss.item() == pytest.approx(3 * math.log(2), rel=1e-6)
+    for beta in (0.1, 0.5, 2.0):
+        at_ref = builtin.npo_loss(torch.tensor([-5.0, -9.0]), torch.tensor([-5.0, -9.0]), beta)
+        assert at_ref.item() == pytest.approx((2 / beta) * math.log(2), rel=1e-6)
+    # stable far from the reference: softplus, not log(1 + exp) (which overflows to inf)
+    far = builtin.npo_loss(torch.tensor([500.0]), torch.tensor([0.0]), 1.0)
+    assert far.item() == pytest.approx(1000.0, rel=1e-6)
+
+
+def test_npo_loss_at_the_reference_and_its_gradient(task, members):
     ids, mask = members[0][:8], members[1][:8]
-    model = copy.deepcopy(base[0])
+    model = task.load_model()
     with torch.no_grad():
         ref = lm.sequence_loglik(model, ids, mask)
     beta = 0.5
-    loss = lm.npo_loss(lm.sequence_loglik(model, ids, mask), ref, beta)
+    loglik = lm.sequence_loglik(model, ids, mask)
+    loss = builtin.npo_loss(loglik, ref, beta)
     assert loss.item() == pytest.approx((2 / beta) * math.log(2), rel=1e-6)
-    loss.backward()
+    # at the reference the gradient is (2/beta) sigmoid(0) beta / B sum grad loglik = grad mean loglik
+    params = [p for p in model.parameters() if p.requires_grad]
+    g_npo = torch.autograd.grad(loss, params, retain_graph=True)
+    g_ll = torch.autograd.grad(loglik.mean(), params)
+    for a, b in zip(g_npo, g_ll, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     with torch.no_grad():
-        for p in model.parameters():
-            p -= 1e-2 * p.grad  # one plain gradient step on the NPO loss
+        for p, g in zip(params, g_npo, strict=True):
+            p -= 1e-2 * g  # one plain gradient step on the NPO loss
         after = lm.sequence_loglik(model, ids, mask)
     assert (after < ref).all()
     # the method itself: forget likelihood falls, reference = the starting model
-    model = copy.deepcopy(base[0])
-    settings = {"epochs": 2, "batch_size": 4, "lr": 1e-3, "beta": 0.1}
-    lm.npo(model, (ids, mask), (members[0][8:32], members[1][8:32]), settings, torch.Generator().manual_seed(0))
+    model = task.load_model()
+    settings = {"epochs": 2, "batch_size": 4, "lr": 1e-3, "beta": 0.1, "retain_weight": 0.0}
+    retain = (members[0][8:32], members[1][8:32])
+    _run(task, "npo", model, (ids, mask), retain, settings, torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert lm.sequence_loglik(model, ids, mask).mean() < ref.mean()
 
 
-@pytest.mark.parametrize("name", sorted(lm.LM_METHODS))
-def test_methods_plan_and_take_their_steps(base, members, name):
+TEXT_METHODS = [m for m, spec in registry.METHODS.items() if "text" in spec.tasks]
+
+
+@pytest.mark.parametrize("name", TEXT_METHODS)
+def test_methods_plan_and_take_their_steps(task, members, name):
     ids, mask = members
     forget, retain = (ids[:6, :24], mask[:6, :24]), (ids[6:16, :24], mask[6:16, :24])
     settings = {"epochs": 2, "batch_size": 4, "lr": 1e-3, "alpha": 0.5, "beta": 0.1, "retain_weight": 1.0}
     n = {"gradient_ascent": 6, "npo": 6}.get(name, 10)  # what an epoch passes over
     expected = 2 * math.ceil(n / 4)
-    seen = []
-    handle = register_optimizer_step_post_hook(
-        lambda opt, args, kwargs: seen.append(getattr(opt, "umia_total_steps", None))
-    )
-    try:
-        runs = []
-        for _ in range(2):
-            model = copy.deepcopy(base[0])
-            lm.LM_METHODS[name](model, forget, retain, settings, torch.Generator().manual_seed(7))
-            runs.append(model.state_dict())
-    finally:
-        handle.remove()
-    assert seen == [expected] * (2 * expected)
+    runs = []
+    for _ in range(2):
+        seen = []
+        probe = Probe(4, lambda *a, seen=seen: seen.append(a))
+        model = task.load_model()
+        with probe.active():
+            _run(task, name, model, forget, retain, settings, torch.Generator().manual_seed(7), probe)
+        assert (probe.steps, probe.planned) == (expected, expected)
+        assert seen == [(k, round(k * expected / 4), expected) for k in (1, 2, 3)]
+        runs.append(model.state_dict())
     assert all(torch.equal(runs[0][k], runs[1][k]) for k in runs[0])  # same generator seed: same model
-    assert not all(torch.equal(runs[0][k], base[0].state_dict()[k]) for k in runs[0])
+    assert not all(torch.equal(runs[0][k], task.base.state_dict()[k]) for k in runs[0])
 
 
-def test_pretraining_and_finetuning_carry_their_step_count(base, members, tok_dir, corpus, tmp_path):
+def test_training_schedules_span_exactly_their_steps(task, tok_dir, corpus, tmp_path):
+    """The learning rate each step uses. Fine-tuning 64 reviews for half an epoch of 8: 4 steps,
+    warmup 0, linear decay 1 - step/4. Pretraining 3 steps, warmup 0.05 (a rise of
+    max(1, round(0.15)) = 1 step to the peak), then a cosine 0.5 (1 + cos(pi (step - 1) / 2))."""
     seen = []
-    handle = register_optimizer_step_post_hook(lambda opt, args, kwargs: seen.append(opt.umia_total_steps))
+    handle = register_optimizer_step_post_hook(lambda opt, args, kwargs: seen.append(opt.param_groups[0]["lr"]))
     try:
-        lm.finetune_lm(copy.deepcopy(base[0]), *members, epochs=0.5, batch_size=8, lr=1e-3, weight_decay=0, seed=0)
-        assert seen == [4] * 4
+        _finetune(task, _keep(task, range(64)), epochs=0.5, batch_size=8, lr=1e-3)
+        assert seen == pytest.approx([1e-3, 0.75e-3, 0.5e-3, 0.25e-3])
         seen.clear()
         small = {**SIZES, "n_positions": 16}
         lm.pretrain_base(
             corpus[:20], tok_dir, tmp_path / "b", **small, steps=3, batch_size=4, lr=1e-3, seed=0, device="cpu"
         )
-        assert seen == [3] * 3
+        assert seen == pytest.approx([1e-3, 1e-3, 0.5e-3])
     finally:
         handle.remove()
     assert not list(tmp_path.glob(".b.tmp*"))  # written atomically, nothing left beside it
@@ -383,10 +486,52 @@ def test_pretraining_and_finetuning_carry_their_step_count(base, members, tok_di
     assert loaded.config.n_positions == 16
 
 
-def test_empty_forget_set_changes_nothing(base, members):
+def test_empty_forget_set_changes_nothing(task, members):
     ids, mask = members
     empty = (ids[:0], mask[:0])
     for name in ("gradient_ascent", "npo"):
-        model = copy.deepcopy(base[0])
-        lm.LM_METHODS[name](model, empty, (ids, mask), {"epochs": 1, "batch_size": 4, "lr": 1e-3}, torch.Generator())
-        assert all(torch.equal(v, base[0].state_dict()[k]) for k, v in model.state_dict().items())
+        model = task.load_model()
+        probe = Probe(4, lambda *a: None)
+        with probe.active():
+            s = {"epochs": 1, "batch_size": 4, "lr": 1e-3}
+            _run(task, name, model, empty, (ids, mask), s, torch.Generator(), probe)
+        assert probe.steps == probe.planned == 0
+        assert all(torch.equal(v, task.base.state_dict()[k]) for k, v in model.state_dict().items())
+
+
+# ------------------------------------------------------------------------------ the shard jobs
+def test_text_shard_jobs_write_scores_lm_stats_and_trajectory(task, corpus_path, base_dir, tmp_path):
+    from umia.jobs import load_models, train_shard, unlearn_shard
+
+    cand = tmp_path / "candidates.parquet"
+    ids = pd.DataFrame({"example_id": np.arange(10), "label": np.zeros(10, np.int16)})
+    io.write_table(ids, cand, io.CANDIDATES, "t")
+    job = dict(
+        task="text", data=str(corpus_path), candidates=str(cand), shard=0, shard_size=2, seed=0, device="cpu",
+        config_hash="t", task_args={"base": str(base_dir), "max_tokens": 48, "min_k": 0.2},
+    )  # fmt: skip
+    out = {k: str(tmp_path / f"o.{k}") for k in ("scores", "lm_stats", "ckpt")}
+    recipe = {"epochs": 1, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.0, "warmup": 0.0}
+    train_shard(outputs=out, stage="original", recipe=recipe, **job)
+    scores = io.read_table(out["scores"], io.SCORES, "t").to_pandas()
+    stats = io.read_table(out["lm_stats"], io.LM_STATS, "t").to_pandas()
+    assert len(scores) == len(stats) == 2 * 80 and set(scores["view"]) == {"identity"}
+    assert sorted(scores["model_id"].unique()) == [0, 1] and set(stats["stage"]) == {"original"}
+    np.testing.assert_allclose(scores["loss"], -scores["phi"])
+    states, meta = load_models(out["ckpt"], torch.device("cpu"))
+    assert sorted(states) == [0, 1] and meta["task"] == "text" and meta["base"] == str(base_dir)
+    s1 = task.score(task.load_model(states[1]))
+    np.testing.assert_allclose(scores.loc[scores["model_id"] == 1, "phi"], s1["phi"][0], rtol=1e-5)
+    u = {k: str(tmp_path / f"u.{k}") for k in ("scores", "lm_stats", "trajectory")}
+    npo = {"epochs": 2, "batch_size": 4, "lr": 1e-3, "beta": 0.1, "retain_weight": 1.0}
+    unlearn_shard(originals=out["ckpt"], outputs=u, method="npo", method_name="npo", settings=npo, rate_points=2, **job)
+    stats = io.read_table(u["lm_stats"], io.LM_STATS, "t").to_pandas()
+    assert set(stats["stage"]) == {"unlearned"} and set(stats["method"]) == {"npo"} and len(stats) == 160
+    traj = io.read_table(u["trajectory"], io.TRAJECTORY, "t").to_pandas()
+    for model_id in (0, 1):
+        t = traj[traj["model_id"] == model_id]
+        forget = np.flatnonzero(plan.forget_mask(plan.train_mask(0, model_id, 64), np.arange(10)))
+        total = 2 * math.ceil(len(forget) / 4)
+        assert sorted(set(t["example_id"])) == forget.tolist() and set(t["view"]) == {"identity"}
+        steps = t.groupby("point")["step"].first().tolist()
+        assert steps == [0, round(total / 2), total]

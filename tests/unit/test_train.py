@@ -1,5 +1,6 @@
-"""Training internals: Lookahead, the schedule, the optimiser's groups, epoch augmentation, the
-stem-bias freeze and determinism of fit on the CPU."""
+"""Training internals: Lookahead, the schedule, the optimiser (its groups and its step), seeded
+batch indices, epoch augmentation, the stem-bias freeze, determinism of fit on the CPU, and the
+image task's shard job (umia.jobs.train_shard)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,13 @@ import torch
 from torch import nn
 
 from umia import models
-from umia.train import EpochAugmenter, Lookahead, Recipe, augment, fit, fit_stacked, schedule, sgd, stacks
-from umia.train import test_accuracy as accuracy
+from umia.optim import Optimiser, batch_indices, schedule, sgd
+from umia.tasks.image import EpochAugmenter, ImageTask, Lookahead, Recipe, augment, fit, fit_stacked, stacks
+from umia.tasks.image import test_accuracy as accuracy
 
 
 class _Bench:
-    """The part of a Workbench that fit and test_accuracy use, on the CPU."""
+    """The part of an ImageTask that fit and test_accuracy use, on the CPU."""
 
     def __init__(self, x_test=None, y_test=None):
         self.device = torch.device("cpu")
@@ -60,17 +62,95 @@ def test_schedule_default_unchanged_and_triangle():
     assert g(61) == pytest.approx(0.07 + 0.93 * 39 / 77)
 
 
+def test_schedule_without_warmup_has_no_rise_step():
+    """warmup=0: the decay starts at step 0, factor 1 - step/total (the unlearning methods' schedule).
+    (The former image schedule spent step 0 on a one-step "rise" to 1, so steps 0 and 1 both had
+    factor 1 and the decay took total - 1 steps: [1, 1, 2/3, 1/3, 0] for total 4.)"""
+    f = schedule(4, 0.0)
+    assert [f(i) for i in range(6)] == [1.0, 0.75, 0.5, 0.25, 0.0, 0.0]  # held at `end` past total
+    g = schedule(4, 0.0, end=0.2)
+    assert [g(i) for i in range(5)] == pytest.approx([1.0, 0.8, 0.6, 0.4, 0.2])
+    c = schedule(4, 0.0, decay="cosine")  # 0.5 (1 + cos(pi step / total))
+    assert [c(i) for i in range(5)] == pytest.approx([1.0, 0.5 + 0.25 * 2**0.5, 0.5, 0.5 - 0.25 * 2**0.5, 0.0])
+    w = schedule(10, 0.2, decay="cosine")  # rise over 2 steps, then a cosine over the other 8
+    assert [w(i) for i in range(3)] == [0.5, 1.0, 1.0]
+    assert w(6) == pytest.approx(0.5) and w(10) == pytest.approx(0.0, abs=1e-12)
+    one = schedule(1, 0.0)
+    assert (one(0), one(1)) == (1.0, 0.0)
+
+
+def _lrs(opt: Optimiser, steps: int) -> list[list[float]]:
+    """The learning rate of each group at steps 0 .. steps - 1 of the optimiser's schedule."""
+    sched = opt.scheduler
+    return [[base * f(k) for base, f in zip(sched.base_lrs, sched.lr_lambdas, strict=True)] for k in range(steps)]
+
+
 def test_sgd_bias_group_and_total_steps():
     net = models.build("fastcnn", (3, 32, 32), 10, 16)
-    opt, _ = sgd(net, 0.5, 0.85, 0.001, 7, 0.1, bn_bias_lr_scale=64)
-    assert opt.umia_total_steps == 7
-    main, fast = opt.param_groups
+    opt = sgd(net, 0.5, 7, momentum=0.85, weight_decay=0.001, warmup=0.1, bn_bias_lr_scale=64)
+    assert isinstance(opt, Optimiser) and opt.model is net and opt.clip == 0 and opt.mask is None
+    main, fast = opt.torch.param_groups
     norm_biases = {id(m.bias) for m in net.modules() if isinstance(m, nn.BatchNorm2d)}
     assert {id(p) for p in fast["params"]} == norm_biases
     assert not norm_biases & {id(p) for p in main["params"]}
     assert fast["initial_lr"] == pytest.approx(32.0) and fast["weight_decay"] == pytest.approx(0.001 / 64)
     assert main["initial_lr"] == 0.5 and main["weight_decay"] == 0.001
-    assert len(sgd(net, 0.5, 0.85, 0.001, 7, 0.1)[0].param_groups) == 1
+    assert main["momentum"] == 0.85 and main["nesterov"]
+    # the schedule spans exactly the 7 planned steps: a rise of round(0.7) -> 1 step to the peak,
+    # then 1 - (step - 1) / 6, zero at step 7
+    want = [1.0] + [1 - (k - 1) / 6 for k in range(1, 8)]
+    lrs = _lrs(opt, 8)
+    assert [lr[0] for lr in lrs] == pytest.approx([0.5 * f for f in want], abs=1e-12)
+    assert [lr[1] for lr in lrs] == pytest.approx([32.0 * f for f in want], abs=1e-12)
+    plain = sgd(net, 0.5, 7, momentum=0.0, weight_decay=0.001)
+    assert len(plain.torch.param_groups) == 1 and not plain.torch.param_groups[0]["nesterov"]
+
+
+class _Linear(nn.Module):
+    """loss = c . w + d b, gradient (c, d) wherever the weights are."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.zeros(3))
+        self.b = nn.Parameter(torch.zeros(1))
+
+
+def test_optimiser_step_masks_then_clips_and_steps_the_schedule():
+    """Plain SGD (no momentum, no weight decay) at lr 1, warmup 0, 2 planned steps: factors 1, 0.5."""
+    c, d = torch.tensor([3.0, 4.0, 12.0]), torch.tensor([5.0])
+    net = _Linear()
+    opt = sgd(net, 1.0, 2, momentum=0.0, weight_decay=0.0)
+    opt.mask = {"w": torch.tensor([1.0, 1.0, 0.0])}  # b has no entry: left as it is
+    opt.step((c * net.w).sum() + (d * net.b).sum())
+    assert net.w.tolist() == [-3.0, -4.0, 0.0] and net.b.tolist() == [-5.0]
+    opt.step((c * net.w).sum() + (d * net.b).sum())  # fresh gradients (not accumulated), lr 0.5
+    assert net.w.tolist() == [-4.5, -6.0, 0.0] and net.b.tolist() == [-7.5]
+    assert opt.scheduler.last_epoch == 2
+    # clip 1 with the mask: the norm clipped is that of the masked gradient (3, 4, 0): 5, so the
+    # step is (3, 4, 0) / 5; clipping the raw gradient (norm 13) first would give (3, 4, 0) / 13
+    net = _Linear()
+    opt = sgd(net, 1.0, 2, momentum=0.0, weight_decay=0.0, clip=1.0)
+    opt.mask = {"w": torch.tensor([1.0, 1.0, 0.0])}
+    opt.step((c * net.w).sum())  # b gets no gradient: skipped by the mask and by the clip
+    torch.testing.assert_close(net.w.detach(), torch.tensor([-0.6, -0.8, 0.0]), rtol=1e-5, atol=1e-6)
+    assert net.b.tolist() == [0.0] and net.b.grad is None
+    # a clip above the norm changes nothing
+    net = _Linear()
+    opt = sgd(net, 1.0, 2, momentum=0.0, weight_decay=0.0, clip=100.0)
+    opt.step((c * net.w).sum())
+    torch.testing.assert_close(net.w.detach(), -c)
+
+
+def test_batch_indices_are_seeded_passes_without_replacement():
+    idx = batch_indices(10, 4, 6, torch.Generator().manual_seed(0))  # 24 indices: 3 passes, the last cut
+    assert idx.shape == (6, 4) and idx.dtype == torch.int64
+    flat = idx.flatten()
+    assert sorted(flat[:10].tolist()) == list(range(10)) and sorted(flat[10:20].tolist()) == list(range(10))
+    assert len(set(flat[20:].tolist())) == 4
+    assert torch.equal(idx, batch_indices(10, 4, 6, torch.Generator().manual_seed(0)))
+    assert not torch.equal(idx, batch_indices(10, 4, 6, torch.Generator().manual_seed(1)))
+    one = batch_indices(10, 16, 1, torch.Generator().manual_seed(0))  # a batch larger than n: two passes
+    assert one.shape == (1, 16) and sorted(one[0, :10].tolist()) == list(range(10))
 
 
 def test_epoch_augmenter_matches_augment_and_alternates():
@@ -208,6 +288,21 @@ def test_mirror_tta_accuracy():
     assert accuracy(bench, Left(), tta=True) == 1.0
 
 
+def _synthetic_npz(path, n_pool: int = 96, n_test: int = 20, side: int = 16, seed: int = 0):
+    """Random uint8 images (n, side, side, 3) and labels of 10 classes, as a prepared .npz."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (n_pool, side, side, 3), dtype=np.uint8),
+        y_train=rng.integers(0, 10, n_pool),
+        x_test=rng.integers(0, 256, (n_test, side, side, 3), dtype=np.uint8),
+        y_test=rng.integers(0, 10, n_test),
+    )
+    return path
+
+
 def test_train_shard_stacked_gives_the_models_of_one_at_a_time(tmp_path):
     """A shard job with train.stack=2 writes the scores the same models trained one at a time give."""
     import numpy as np
@@ -215,30 +310,34 @@ def test_train_shard_stacked_gives_the_models_of_one_at_a_time(tmp_path):
     import pyarrow.parquet as pq
 
     from umia import io
-    from umia.train import train_shard
+    from umia.jobs import load_models, train_shard
 
-    rng = np.random.default_rng(0)
-    data = tmp_path / "data.npz"
-    np.savez(
-        data,
-        x_train=rng.integers(0, 256, (96, 16, 16, 3), dtype=np.uint8),
-        y_train=rng.integers(0, 10, 96),
-        x_test=rng.integers(0, 256, (20, 16, 16, 3), dtype=np.uint8),
-        y_test=rng.integers(0, 10, 20),
-    )
+    data = _synthetic_npz(tmp_path / "data.npz")
     cand = tmp_path / "candidates.parquet"
     ids = pd.DataFrame({"example_id": np.arange(10), "label": np.zeros(10, np.int16)})
     io.write_table(ids, cand, io.CANDIDATES, "h")
-    rec = dict(AIRBENCH, width=16, whiten_bias_epochs=1)
+    rec = dict(AIRBENCH, whiten_bias_epochs=1)
+    task_args = {"network": "fastcnn", "width": 16, "views": ["identity", "mirror"]}
     phi = {}
     for stack in (1, 2):
-        out = tmp_path / f"scores-{stack}.parquet"
+        out, ckpt = tmp_path / f"scores-{stack}.parquet", tmp_path / f"models-{stack}.pt"
         train_shard(
-            data=str(data), candidates=str(cand), out_scores=str(out), out_ckpt=None, stage="retrain", shard=1,
-            shard_size=2, seed=0, network="fastcnn", recipe={**rec, "stack": stack}, views=["identity", "mirror"],
-            device="cpu", config_hash="h",
+            task="image", data=str(data), candidates=str(cand), outputs={"scores": str(out), "ckpt": str(ckpt)},
+            stage="retrain", shard=1, shard_size=2, seed=0, recipe={**rec, "stack": stack}, device="cpu",
+            config_hash="h", task_args=task_args,
         )  # fmt: skip
         t = pq.read_table(out).to_pandas().sort_values(["model_id", "view", "example_id"])
         assert sorted(t["model_id"].unique()) == [2, 3]
+        assert set(t["stage"]) == {"retrain"} and set(t["method"]) == {"retrain"}
+        assert len(t) == 2 * 2 * (96 + 20)  # models x views x (pool + test)
         phi[stack] = t["phi"].to_numpy()
+        states, meta = load_models(str(ckpt), torch.device("cpu"))
+        assert sorted(states) == [2, 3]
+        assert meta == {
+            "stage": "retrain", "task": "image", "seed": 0, "config_hash": "h", "network": "fastcnn", "width": "16",
+        }  # fmt: skip
+        # the checkpoint holds the scored models
+        task = ImageTask(str(data), str(cand), "cpu", "h", **task_args)
+        scored = task.score(task.load_model(states[3]))
+        np.testing.assert_allclose(t.loc[t["model_id"] == 3, "phi"].to_numpy(), scored["phi"].ravel(), rtol=1e-5)
     np.testing.assert_allclose(phi[2], phi[1], rtol=1e-3, atol=1e-3)
