@@ -11,6 +11,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+import umia
 from umia import findings, io, plots, provenance, registry
 from umia.pipeline import rate_tables, retrain_moments
 from umia.report import controls_verdict, summary_page
@@ -308,7 +309,7 @@ def test_summary_page_shows_tables_and_provenance(tmp_path):
     assert "NVIDIA H100 80GB HBM3" in page and "<td>2</td>" in page  # the device, carried by 2 files
     assert "0.600 [0.590, 0.610]" in page  # accuracy with its interval
     assert page.count("class='ok'") == 4 and "FAILS" not in page  # 3 attacks on retrain, and none
-    assert "per_example_stop" in page and "torch" in page and "umia 0.1.0" in page
+    assert "per_example_stop" in page and "torch" in page and f"umia {umia.__version__}" in page
 
 
 def test_protected_examples_show_reviews_for_text(tmp_path):
@@ -325,7 +326,7 @@ def test_protected_examples_show_reviews_for_text(tmp_path):
             "text": [f"review number {i}: " + "a fine film " * 20 for i in range(40)],
         }
     )
-    plots.protected_examples(per_ex, reviews, str(tmp_path / "pe"))
+    plots.protected_examples(per_ex, reviews, str(tmp_path / "pe"), text=True)
     assert (tmp_path / "pe.png").stat().st_size > 5000 and (tmp_path / "pe.pdf").exists()
 
 
