@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 
-FINETUNE = re.compile(
-    r"(original|retrain) model (\d+): fine-tuned on (\d+) reviews \((\d+) tokens\) in ([\d.]+) s; "
+FINETUNE = re.compile(  # umia.jobs.train_shard's line with TextTask.describe
+    r"(original|retrain) model (\d+): (\d+) examples, ([\d.]+) s, (\d+) tokens, "
     r"held-out perplexity ([\d.]+), member perplexity ([\d.]+)"
 )
-UNLEARN = re.compile(
-    r"(\S+) model (\d+): forgot (\d+) reviews \((\d+) steps\) in ([\d.]+) s; "
+UNLEARN = re.compile(  # umia.jobs.unlearn_shard's line (tokens and member perplexity: the retain set's)
+    r"(\S+) model (\d+): forgot (\d+) examples in ([\d.]+) s \((\d+) steps\), (\d+) tokens, "
     r"held-out perplexity ([\d.]+), member perplexity ([\d.]+)"
 )
 BENCH = re.compile(
@@ -42,11 +42,11 @@ def main() -> None:
     a = p.parse_args()
     r = a.results
     train_logs = sorted((r / "logs/train").glob("*.log"))
-    ft = _rows(FINETUNE, train_logs, ["stage", "model", "reviews", "tokens", "seconds", "heldout_ppl", "member_ppl"])
+    ft = _rows(FINETUNE, train_logs, ["stage", "model", "reviews", "seconds", "tokens", "heldout_ppl", "member_ppl"])
     un = _rows(
         UNLEARN,
         sorted((r / "logs/unlearn").glob("*.log")),
-        ["method", "model", "forgot", "steps", "seconds", "heldout_ppl", "retain_ppl"],
+        ["method", "model", "forgot", "seconds", "steps", "retain_tokens", "heldout_ppl", "retain_ppl"],
     )
     bench = [m.groups() for f in train_logs for m in BENCH.finditer(f.read_text())][:1]
     base = r / "base/umia.json"

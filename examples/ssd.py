@@ -22,14 +22,17 @@ from umia.plugins import method
 
 
 def importance(ctx, model, data, batch_size):
-    """Mean over batches of the squared gradient of the loss, per parameter (the Fisher diagonal)."""
+    """The squared gradient of the loss, averaged over batches, per parameter: the authors'
+    estimate of the Fisher diagonal (the batch-mean gradient squared, so it depends on the
+    batch size, as theirs does)."""
     total = {n: torch.zeros_like(p) for n, p in model.named_parameters() if p.requires_grad}
     n = ctx.size(data)
     batches = range(0, n, batch_size)
     model.eval()  # no BatchNorm statistics from the forget set, no dropout
     for i in batches:
         model.zero_grad(set_to_none=True)
-        ctx.loss(model, ctx.take(data, slice(i, i + batch_size))).backward()
+        # plain cross-entropy, as the paper's: no label smoothing from the training recipe
+        ctx.loss(model, ctx.take(data, slice(i, i + batch_size)), label_smoothing=0.0).backward()
         for name, p in model.named_parameters():
             if p.grad is not None:
                 total[name] += p.grad.detach() ** 2

@@ -7,6 +7,7 @@ the Snakefile.
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import json
 import math
@@ -62,12 +63,27 @@ def is_text(config: Mapping) -> bool:
 def dataset_info(dataset: Mapping):
     """The dataset's image shape, classes and pool size (umia.data.inspect: reads headers only);
     a problem with the file is a ConfigError naming ``dataset.path``."""
-    from umia import data
-
-    try:
-        return data.inspect(dataset)
+    try:  # once per file version and process: the Snakefile asks several times
+        path = dataset.get("path")
+        stamp = data_fingerprint(dataset) if path else ""
+        return _info(dataset["name"], path, dataset.get("test_fraction", 0.25), stamp)
     except DataError as e:
         raise ConfigError(f"config key 'dataset.path': {e}") from e
+
+
+@functools.lru_cache(maxsize=8)
+def _info(name: str, path: str | None, test_fraction: float, stamp: str):
+    from umia import data
+
+    return data.inspect({"name": name, "path": path, "test_fraction": test_fraction})
+
+
+def data_fingerprint(dataset: Mapping) -> str:
+    """umia.data.fingerprint of the dataset's local file or folder ("" where it has none)."""
+    from umia import data
+
+    path = dataset.get("path")
+    return data.fingerprint(path) if path and Path(path).exists() else ""
 
 
 def n_classes(dataset: Mapping) -> int:
@@ -303,8 +319,9 @@ def _check_network(cfg: Mapping, load_plugins: bool) -> None:
     if plugins.is_plugin(net):
         if kind != "image":
             raise ConfigError("config key 'network': plug-in networks are for images; for text set lm.base_model")
-        if load_plugins:
-            plugins.load(net, "network")
+        if load_plugins:  # build it once on the CPU: a wrong signature or output shape stops here
+            width = cfg["train"]["width"]
+            plugins.check_network(plugins.load(net, "network"), net, image_shape(ds), n_classes(ds), width)
         return
     if net not in registry.NETWORKS:
         raise ConfigError(
@@ -344,7 +361,7 @@ def _check_methods(cfg: Mapping, schema: Mapping, load_plugins: bool) -> None:
                 )
             tasks = registry.METHODS[name].tasks
             method_schema = schema["properties"]["unlearn"]["properties"][name]
-            settings = method_settings(cfg, spec)
+            settings = {k: v for k, v in method_settings(cfg, spec).items() if k not in INHERITED}
         if kind not in tasks:
             family = [m for m, s in registry.METHODS.items() if kind in s.tasks]
             what = "language models" if kind == "text" else "images"
@@ -385,6 +402,8 @@ def config_hash(config: Mapping) -> str:
     else:  # text-only keys (their defaults fill every config) leave an image experiment's hash as it was
         where += TEXT_ONLY_DATASET_KEYS
     part["dataset"] = {k: v for k, v in part["dataset"].items() if k not in where}
+    if registry.DATASETS[config["dataset"]["name"]].needs_path and not is_text(config):
+        part["dataset"]["data"] = data_fingerprint(config["dataset"])  # the file is the data
     # how many models train at once changes the speed, not the models (up to rounding, like the GPU
     # a job lands on): shards trained either way belong to one experiment
     part["train"] = {k: v for k, v in part["train"].items() if k not in SPEED_ONLY_TRAIN_KEYS}

@@ -517,6 +517,19 @@ def _local_path(dataset: Mapping) -> Path:
     return path
 
 
+def fingerprint(path: str | os.PathLike) -> str:
+    """What a local dataset file or folder is, cheaply (no file is read): size and modification
+    time of the file, or of every file under the folder, hashed. For datasets whose path *is* the
+    data (npz, folder): a new file under the same name is a new experiment."""
+    p = Path(path)
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(p) if f != p else f.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
 def inspect(dataset: Mapping) -> DatasetInfo:
     """Describe a dataset cheaply, for the config's validation: no image is decoded.
 

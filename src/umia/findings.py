@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from umia.io import atomic_path
+from umia.registry import CONTROLS
 
-CONTROLS = ("none", "retrain")
 FORGET_ATTACK = "ulira"  # per-example vulnerability of the forget examples
 RETAINED_ATTACK = "lira_retained"  # and of the retained ones
 COLUMNS = (

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import torch
 from torch import nn
 
+import umia
 from umia import io, methods, plan, plugins, provenance, tasks
 from umia.errors import UmiaError
 
@@ -43,16 +44,22 @@ def cpu_state(model: nn.Module) -> dict:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def _write(task, outputs: Mapping[str, str | None], tables: list[dict], config_hash: str, stamp: str) -> None:
+def _write(outputs: Mapping[str, str | None], tables: list[dict], config_hash: str, stamp: str) -> None:
     for name, schema in TABLE_SCHEMAS.items():
         if outputs.get(name) and tables and name in tables[0]:
             frame = pd.concat([t[name] for t in tables], ignore_index=True)
             io.write_table(frame, outputs[name], schema, config_hash, stamp if name == "scores" else None)
 
 
-def _plugin_stamp(names: Sequence[str]) -> dict:
-    """Provenance of the plug-ins a job ran: name -> sha256 of its source."""
-    return {n: plugins.source_hash(n) for n in names if plugins.is_plugin(n)}
+def _plugin_stamp(names: Sequence[str], settings: Mapping | None = None) -> dict:
+    """Provenance of the plug-ins a job ran: name -> sha256 of its source (and, for a method,
+    the settings it ran with)."""
+    out = {}
+    for n in names:
+        if plugins.is_plugin(n):
+            out[n] = {"sha256": plugins.source_hash(n), **({"settings": dict(settings)} if settings else {})}
+            settings = None  # the method comes first
+    return out
 
 
 # ------------------------------------------------------------------------------------ training
@@ -105,15 +112,18 @@ def train_shard(
         tables[model_id] = t.tables(scored, model_id, stage, method)
         if outputs.get("ckpt"):
             states[model_id] = cpu_state(model)
-    stamp = provenance.job(t.device, _plugin_stamp([(task_args or {}).get("network", "")]))
-    _write(t, outputs, [tables[i] for i in sorted(tables)], config_hash, stamp)
+    ran = _plugin_stamp([(task_args or {}).get("network", "")])
+    _write(outputs, [tables[i] for i in sorted(tables)], config_hash, provenance.job(t.device, ran))
     if outputs.get("ckpt"):
-        meta = {"stage": stage, "task": task, "seed": seed, "config_hash": config_hash, **_meta(task_args)}
+        meta = {"stage": stage, "task": task, "seed": seed, "config_hash": config_hash, **_meta(task_args, ran)}
         save_models(outputs["ckpt"], states, meta)
 
 
-def _meta(task_args: Mapping | None) -> dict:
-    return {k: str(v) for k, v in (task_args or {}).items() if k in ("network", "width", "base")}
+def _meta(task_args: Mapping | None, plugins_run: Mapping) -> dict:
+    """What a checkpoint records beside its weights: the network (or base model), the code
+    version and the plug-ins that made it."""
+    kept = {k: v for k, v in (task_args or {}).items() if k in ("network", "width", "base")}
+    return {**kept, "umia": umia.__version__, "source": provenance.source_hash(), "plugins": dict(plugins_run)}
 
 
 # ------------------------------------------------------------------------------------ unlearning
@@ -201,7 +211,7 @@ def unlearn_shard(
         t0 = time.perf_counter()
         model.train()
         try:
-            with probe.active():
+            with probe.active(model):
                 fn(ctx, model, f_data, r_data, s, gen)
         except Exception as e:
             log.error("%s raised on model %d", method_name, model_id, exc_info=True)
@@ -212,6 +222,8 @@ def unlearn_shard(
         if t.device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - t0
+        if not all(torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point()):
+            log.warning("%s left non-finite weights on model %d: recorded as diverged", method, model_id)
         if probe.steps and not probe.planned:
             log.warning(
                 "%s took %d optimiser steps but declared none (ctx.plan): the trajectory has only its ends",
@@ -232,25 +244,29 @@ def unlearn_shard(
         tables.append(t.tables(scored, model_id, "unlearned", method))
         if outputs.get("ckpt"):
             out_states[model_id] = cpu_state(model)
-    stamp = provenance.job(t.device, _plugin_stamp([method_name, (task_args or {}).get("network", "")]))
-    _write(t, outputs, tables, config_hash, stamp)
+    ran = _plugin_stamp([method_name, (task_args or {}).get("network", "")], settings)
+    _write(outputs, tables, config_hash, provenance.job(t.device, ran))
     frame = trajectory_frame(trajectory, method, t.views, rate_points)
     io.write_table(frame, outputs["trajectory"], io.TRAJECTORY, config_hash)
     if outputs.get("ckpt"):
         meta = {"stage": "unlearned", "method": method, "task": task, "seed": seed, "config_hash": config_hash}
-        save_models(outputs["ckpt"], out_states, {**meta, **_meta(task_args)})
+        save_models(outputs["ckpt"], out_states, {**meta, "settings": dict(settings), **_meta(task_args, ran)})
 
 
 def finish_trajectory(
     records: list, model_id: int, ids: np.ndarray, rate_points: int, probe: methods.Probe, phi: np.ndarray
 ) -> None:
-    """Add a model's last point (the unlearned model's phi: (V, n)), and the same phi at every
-    middle point its run never reached: a run that stopped early (or planned fewer steps than
-    points) no longer changes the model, so its state at those points is the final one."""
+    """Add a model's last point (the unlearned model's phi: (V, n)) and the middle points its run
+    never reached. A run that planned its steps and stopped early (or planned fewer steps than
+    points) no longer changed the model, so its state there is the final one. A run that declared
+    no plan (no steps, as SSD; or its own optimiser without ``ctx.plan``) has no fraction of the
+    run to place a point at: NaN there, so no example is said to reach its retrain mean early."""
     seen = {r[2] for r in records if r[0] == model_id}
+    unknown = np.full_like(phi, np.nan)
     for point in range(1, rate_points + 1):
         if point not in seen:
-            records.append((model_id, ids, point, probe.steps, probe.planned, phi))
+            at = phi if point == rate_points or probe.planned else unknown
+            records.append((model_id, ids, point, probe.steps, probe.planned, at))
 
 
 def trajectory_frame(records: list, method: str, views: Sequence[str], rate_points: int) -> pd.DataFrame:

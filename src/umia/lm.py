@@ -1,7 +1,7 @@
 """Causal language models for the text task: a small GPT-2-style base model pretrained from
 scratch (or any hub model), the LM loss and the sequence statistics for the attacks.
 
-Data are ``(ids, mask)`` pairs from ``umia.text.encode``: ids (n, T) int64, mask (n, T) bool with
+Data are ``(ids, mask)`` pairs from ``umia.corpus.encode``: ids (n, T) int64, mask (n, T) bool with
 each row's real tokens a prefix (right padding). A model is scored on its real next-token
 predictions: position t predicts token t+1 wherever token t+1 is real, so a row of L real tokens
 (bos included) has L - 1 predictions.

@@ -173,5 +173,6 @@ def build(name: str, in_shape: tuple[int, int, int], n_classes: int, width: int)
     if plugins.is_plugin(name):
         return plugins.load(name, "network")(in_shape, n_classes, width)
     if name not in registry.NETWORKS or registry.NETWORKS[name].task != "image":
-        raise ValueError(f"unknown image network {name!r}; known: {', '.join(registry.IMAGE_NETWORKS)}")
+        known = [n for n, spec in registry.NETWORKS.items() if spec.task == "image"]
+        raise ValueError(f"unknown image network {name!r}; known: {', '.join(known)}")
     return plugins.load(registry.NETWORKS[name].builder, "network")(in_shape, n_classes, width)

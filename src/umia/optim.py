@@ -122,6 +122,8 @@ def batch_indices(n: int, batch_size: int, steps: int, gen: torch.Generator) -> 
     """Indices of ``steps`` batches of ``batch_size`` examples out of n: seeded passes without
     replacement, joined end to end (so every batch has one shape). (steps, batch_size) int64 on
     the generator's device."""
+    if n < 1:
+        raise ValueError("no examples to draw batches from")
     passes = math.ceil(steps * batch_size / n)
     perm = torch.cat([torch.randperm(n, generator=gen, device=gen.device) for _ in range(passes)])
     return perm[: steps * batch_size].view(steps, batch_size)

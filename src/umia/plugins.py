@@ -22,6 +22,7 @@ import hashlib
 import importlib
 import importlib.util
 import inspect
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -50,15 +51,7 @@ class Declared:
         """A JSON schema of the declared settings: each one's type from its default, plus its checks."""
         props = {}
         for name, default in self.settings.items():
-            kind = (
-                "boolean"
-                if isinstance(default, bool)
-                else "number"
-                if isinstance(default, (int, float))
-                else "string"
-                if isinstance(default, str)
-                else None
-            )
+            kind = {bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(default))
             props[name] = {**({"type": kind} if kind else {}), **self.checks.get(name, {})}
         return {"type": "object", "properties": props}
 
@@ -126,6 +119,10 @@ def load(ref: str, key: str) -> Callable:
         raise ConfigError(
             f"config key '{key}': {ref!r} is not a plug-in name; write module:function or file.py:function"
         )
+    # a module in the run folder imports in the workflow's process and in its jobs alike (a job's
+    # script runs from .snakemake/scripts, and Python puts only that folder on its path)
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.append(os.getcwd())
     if where.endswith(".py"):
         module = _load_file(Path(where), ref, key)
     else:
@@ -152,6 +149,8 @@ def _load_file(path: Path, ref: str, key: str):
     name = "umia_plugin_" + hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
     if name in sys.modules:
         return sys.modules[name]
+    if str(path.resolve().parent) not in sys.path:  # helper modules beside it import too
+        sys.path.append(str(path.resolve().parent))
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
@@ -182,6 +181,40 @@ def load_method(ref: str) -> tuple[Callable, Declared]:
             "see 'Evaluate your own method' in README.md"
         )
     return fn, getattr(fn, "umia_method", Declared())
+
+
+def check_network(build: Callable, name: str, in_shape: tuple[int, int, int], n_classes: int, width: int):
+    """Build a network with ``build(in_shape, n_classes, width)`` and run a batch of two blank
+    images through it on the CPU: it must be an ``nn.Module`` giving (2, n_classes) logits.
+    Returns the network; ConfigError naming ``network`` otherwise. (Imports torch.)"""
+    import torch
+
+    shape = tuple(int(d) for d in in_shape)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            net = build(shape, n_classes, width)
+            if not isinstance(net, torch.nn.Module):
+                raise ConfigError(
+                    f"config key 'network': {name!r} returned a {type(net).__name__}, not a torch.nn.Module"
+                )
+            was_training = net.training
+            with torch.no_grad():
+                out = net.eval()(torch.zeros(2, *shape))
+            net.train(was_training)
+    except ConfigError:
+        raise
+    except Exception as e:
+        raise ConfigError(
+            f"config key 'network': {name!r} fails on a batch of 2 images {shape} ({type(e).__name__}: {e}); "
+            "it must be a callable (in_shape, n_classes, width) -> torch.nn.Module"
+        ) from e
+    if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, n_classes):
+        got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ConfigError(
+            f"config key 'network': {name!r} maps a batch of 2 images {shape} to {got}; "
+            f"it must return logits of shape (batch, {n_classes})"
+        )
+    return net
 
 
 def method_id(spec: str) -> str:

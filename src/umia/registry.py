@@ -27,7 +27,6 @@ class DatasetSpec:
     class_names: tuple[str, ...] | None = None
     pool_size: int | None = None  # None: computed (digits) or read from the file
     needs_path: bool = False
-    download: bool = False  # torchvision downloads it when path is null
     description: str = ""
 
 
@@ -78,7 +77,6 @@ class FigureSpec:
 
 
 DIGITS_SIZE = 1797  # sklearn.datasets.load_digits
-IMAGE_NETWORKS = ("mlp", "cnn", "fastcnn", "resnet18")
 
 DATASETS: dict[str, DatasetSpec] = {
     "digits": DatasetSpec(
@@ -105,7 +103,6 @@ DATASETS: dict[str, DatasetSpec] = {
             "ankle boot",
         ),
         pool_size=60_000,
-        download=True,
         description="Fashion-MNIST (torchvision download, or a folder of its four idx files)",
     ),
     "cifar10": DatasetSpec(
@@ -114,7 +111,6 @@ DATASETS: dict[str, DatasetSpec] = {
         10,
         ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
         pool_size=50_000,
-        download=True,
         description="CIFAR-10 (torchvision download, or an .npz)",
     ),
     "npz": DatasetSpec(

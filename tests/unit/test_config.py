@@ -369,6 +369,12 @@ def two(a, b):
 
 
 def net(in_shape, n_classes, width):
+    import torch
+
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(in_shape[0] * in_shape[1] * in_shape[2], n_classes))
+
+
+def no_net(in_shape, n_classes, width):
     pass
 """
 
@@ -431,4 +437,6 @@ def test_plugin_network(raw_config, schema, plugin, tmp_path):
     assert resolve(raw_config, schema)["network"] == f"{plugin}:net"
     raw_config["network"] = f"{tmp_path}/absent.py:net"
     assert "config key 'network'" in _error(raw_config, schema)
+    raw_config["network"] = f"{plugin}:no_net"  # tried on the CPU before any job
+    assert "returned a NoneType, not a torch.nn.Module" in _error(raw_config, schema)
     assert resolve(raw_config, schema, load_plugins=False)["network"] == raw_config["network"]

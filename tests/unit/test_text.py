@@ -455,7 +455,7 @@ def test_methods_plan_and_take_their_steps(task, members, name):
         seen = []
         probe = Probe(4, lambda *a, seen=seen: seen.append(a))
         model = task.load_model()
-        with probe.active():
+        with probe.active(model):
             _run(task, name, model, forget, retain, settings, torch.Generator().manual_seed(7), probe)
         assert (probe.steps, probe.planned) == (expected, expected)
         assert seen == [(k, round(k * expected / 4), expected) for k in (1, 2, 3)]
@@ -492,7 +492,7 @@ def test_empty_forget_set_changes_nothing(task, members):
     for name in ("gradient_ascent", "npo"):
         model = task.load_model()
         probe = Probe(4, lambda *a: None)
-        with probe.active():
+        with probe.active(model):
             s = {"epochs": 1, "batch_size": 4, "lr": 1e-3}
             _run(task, name, model, empty, (ids, mask), s, torch.Generator(), probe)
         assert probe.steps == probe.planned == 0

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from umia import models
+import umia
+from umia import models, provenance
 from umia.optim import Optimiser, batch_indices, schedule, sgd
 from umia.tasks.image import EpochAugmenter, ImageTask, Lookahead, Recipe, augment, fit, fit_stacked, stacks
 from umia.tasks.image import test_accuracy as accuracy
@@ -334,7 +335,8 @@ def test_train_shard_stacked_gives_the_models_of_one_at_a_time(tmp_path):
         states, meta = load_models(str(ckpt), torch.device("cpu"))
         assert sorted(states) == [2, 3]
         assert meta == {
-            "stage": "retrain", "task": "image", "seed": 0, "config_hash": "h", "network": "fastcnn", "width": "16",
+            "stage": "retrain", "task": "image", "seed": 0, "config_hash": "h", "network": "fastcnn", "width": 16,
+            "umia": umia.__version__, "source": provenance.source_hash(), "plugins": {},
         }  # fmt: skip
         # the checkpoint holds the scored models
         task = ImageTask(str(data), str(cand), "cpu", "h", **task_args)

@@ -178,7 +178,7 @@ def test_gradient_ascent_known_answer_of_two_full_batch_steps(trained):
     ]  # w2 from w0
     s = {"epochs": 2, "lr": lr, "batch_size": 1000}
     probe = Probe(2, lambda *a: None)
-    with probe.active():
+    with probe.active(model):
         builtin.gradient_ascent(Context(task, s, probe), model, (xf, yf), task.pool(~forget), s, task.generator(0))
     assert probe.steps == probe.planned == 2
     for p, w in zip(model.parameters(), want, strict=True):
@@ -260,7 +260,7 @@ def test_per_example_stop_stops_when_every_example_is_at_its_retrain_mean(traine
     model = copy.deepcopy(original)
     settings = dict(STOP, target_phi=torch.full((int(forget.sum()),), float("inf")))
     probe = Probe(4, lambda *a: None)
-    with probe.active():
+    with probe.active(model):
         _unlearn(task, "per_example_stop", model, forget, retain, settings, task.generator(3), probe)
     assert probe.steps == 0
     for p0, p1 in zip(original.parameters(), model.parameters(), strict=True):
@@ -295,7 +295,7 @@ def test_per_example_stop_drops_examples_and_forgets(trained):
         probe = Probe(4, lambda *a: None)
         fn, _, settings = methods.resolve("per_example_stop", settings)
         ctx = _Watched(task, settings, probe)
-        with probe.active():
+        with probe.active(model):
             fn(ctx, model, (xf, yf), task.pool(retain), settings, task.generator(3))
         f1, r1, _ = _losses(task, model, forget, retain)
         assert probe.planned == total
@@ -369,7 +369,7 @@ def test_probe_points_fire_at_fractions_of_each_run_and_change_nothing(trained):
         model = copy.deepcopy(original)
         if probed:
             probe = Probe(4, lambda k, step, total: seen.append((k, step, total)))
-            with probe.active():
+            with probe.active(model):
                 _unlearn(task, "neggrad_plus", model, forget, retain, s, task.generator(5), probe)
         else:
             _unlearn(task, "neggrad_plus", model, forget, retain, s, task.generator(5))
@@ -406,9 +406,10 @@ def test_probe_counts_the_steps_of_an_optimiser_built_by_hand(trained):
     task, original, forget, retain = trained
     seen = []
     probe = Probe(4, lambda *a: seen.append(a))
-    with probe.active():
+    model = copy.deepcopy(original)
+    with probe.active(model):
         method = _adam_ascent(10, True)
-        method(Context(task, {}, probe), copy.deepcopy(original), *_pairs(task, forget, retain), {}, task.generator(0))
+        method(Context(task, {}, probe), model, *_pairs(task, forget, retain), {}, task.generator(0))
     assert seen == [(1, 2, 10), (2, 5, 10), (3, 8, 10)]
     assert (probe.steps, probe.planned) == (10, 10)
 
@@ -418,7 +419,7 @@ def test_an_undeclared_plan_gives_only_end_points(trained):
     seen = []
     probe = Probe(4, lambda *a: seen.append(a))
     model = copy.deepcopy(original)
-    with probe.active():
+    with probe.active(model):
         _adam_ascent(10, False)(Context(task, {}, probe), model, *_pairs(task, forget, retain), {}, task.generator(0))
     assert seen == [] and (probe.steps, probe.planned) == (10, 0)  # steps counted, no point reached
     ids = np.flatnonzero(forget.numpy())
@@ -426,7 +427,9 @@ def test_an_undeclared_plan_gives_only_end_points(trained):
     final = task.phi(model, task.pool(forget)).numpy()
     finish_trajectory(records, 0, ids, 4, probe, final)
     assert [r[2] for r in records] == [0, 1, 2, 3, 4]
-    assert all(r[3] == 10 and r[4] == 0 and r[5] is final for r in records[1:])
+    assert all(r[3] == 10 and r[4] == 0 for r in records[1:])
+    # no plan, no fraction of the run to place the middle points at: NaN there, the end is the end
+    assert all(np.isnan(r[5]).all() for r in records[1:4]) and records[4][5] is final
 
 
 def test_probe_fires_every_point_even_where_points_share_a_step():
@@ -437,7 +440,7 @@ def test_probe_fires_every_point_even_where_points_share_a_step():
     probe.plan(2)
     net = nn.Linear(2, 1)
     opt = torch.optim.SGD(net.parameters(), lr=0.1)
-    with probe.active():
+    with probe.active(net):
         for _ in range(3):  # one step more than planned: no point left to fire
             opt.zero_grad()
             net(torch.ones(1, 2)).sum().backward()
@@ -602,7 +605,24 @@ def test_unlearn_shard_probes_a_plugin_and_warns_of_an_undeclared_plan(digits_or
     steps = t.groupby("point")[["step", "total_steps"]].first()
     assert steps["step"].tolist() == [0, 6, 6, 6, 6] and steps["total_steps"].tolist() == [0] * 5
     end = t[t["point"] == 4]["phi"].to_numpy()
-    for point in (1, 2, 3):  # only the ends: every middle point is the final model
-        np.testing.assert_array_equal(t[t["point"] == point]["phi"].to_numpy(), end)
+    for point in (1, 2, 3):  # only the ends: no fraction of the run to place a middle point at
+        assert t[t["point"] == point]["phi"].isna().all()
+    assert np.isfinite(end).all()
     # the same steps either way: declaring only adds the middle points
     np.testing.assert_array_equal(frames[True][frames[True]["point"] == 4]["phi"].to_numpy(), end)
+
+
+def test_probe_counts_only_the_optimisers_of_the_model_it_watches():
+    """A method that also trains something else (a teacher, a probe) does not move the points."""
+    seen = []
+    probe = Probe(2, lambda *a: seen.append(a))
+    probe.plan(2)
+    net, other = nn.Linear(2, 1), nn.Linear(2, 1)
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (net, other)]
+    with probe.active(net):
+        for _ in range(2):
+            for m, opt in zip((net, other), opts, strict=True):
+                opt.zero_grad()
+                m(torch.ones(1, 2)).sum().backward()
+                opt.step()
+    assert probe.steps == 2 and seen == [(1, 1, 2)]

@@ -142,6 +142,16 @@ CONFIG_CASES = [
         "sets 'beta', which examples/ssd.py:ssd does not have; it has alpha, batch_size, lam",
     ),
     ("plug-in setting out of range", "methods: ['examples/ssd.py:ssd@alpha=-1']", "setting 'alpha': -1 out of range"),
+    (
+        "plug-in setting of the wrong type",
+        "methods: ['examples/ssd.py:ssd@batch_size=2.5']",
+        "setting 'batch_size': 2.5 must be of type integer",
+    ),
+    (
+        "plug-in settings under unlearn",
+        "methods: ['examples/ssd.py:ssd']\nunlearn: {ssd: {alpha: 5}}",
+        "unknown key under 'unlearn': Additional properties are not allowed ('ssd' was unexpected)",
+    ),
     ("plug-in with a built-in's name", f"methods: ['{PLUGINS}/bad.py:finetune']", "has the name of a built-in method"),
     ("plug-in network that does not exist", f"network: '{PLUGINS}/nets.py:NoNet'", "nets.py has no 'NoNet'"),
     ("npz without its path", "dataset: {name: npz}", "dataset 'npz' is read from a local file; set dataset.path"),
@@ -161,7 +171,6 @@ CONFIG_CASES = [
         "class folder holds no images",
     ),
 ]
-PLUGINS = "tests/workflow/plugins"
 
 
 def _snakemake(tmp: Path, body: str, *args: str) -> subprocess.CompletedProcess:

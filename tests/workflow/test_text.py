@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from umia import registry
 from umia.io import HASH_KEY
 
 from .conftest import ROOT, copy_plugins, snakemake
@@ -124,6 +125,7 @@ def test_text_outputs_follow_the_contract(text_run):
         (m, a) for m in METHODS for a in ALL_ATTACKS
     )
     assert (summary.n_targets == N).all() and (summary.diverged_models == 0).all()
+    assert set(summary.attack) == set(registry.attacks_for("text"))  # every registered attack, run
     assert (summary[summary.attack == "population_zlib"].n_trials == N * C).all()
 
     scores = pd.read_parquet(text_run / "scores")

@@ -22,7 +22,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from umia import plugins
+from umia import plugins, registry
 from umia.io import HASH_KEY
 
 from .conftest import PLUGIN_METHODS, plugin_folder, snakemake, tiny_args
@@ -66,6 +66,7 @@ def test_outputs_follow_the_contract(tiny_run):
         (m, a) for m in METHODS for a in ALL_ATTACKS
     )
     assert (summary.n_targets == N).all()
+    assert set(summary.attack) == set(registry.attacks_for("image"))  # every registered attack, run
     # the diverged method is recorded as such (every model), the others are clean
     assert (summary[summary.method == DIVERGED].diverged_models == N).all()
     # its phi is NaN: every Gaussian attack counts non-finite statistics (the loss attack reads a

@@ -6,6 +6,7 @@ from umia import plugins, registry
 from umia.config import (
     ConfigError,
     config_hash,
+    data_fingerprint,
     load_schema,
     method_ids,
     method_settings,
@@ -81,7 +82,10 @@ def data_params():
     """What defines the prepared data (a change reruns prepare_data); where it comes from (root,
     path, download, sha256) may change without rerunning anything, and the script reads it from the config."""
     keys = ("name", "pool_size", "test_size", "pretrain_size") if TEXT else ("name", "test_fraction")
-    return {k: config["dataset"][k] for k in keys}
+    params = {k: config["dataset"][k] for k in keys}
+    if registry.DATASETS[config["dataset"]["name"]].needs_path and not TEXT:
+        params["data"] = data_fingerprint(config["dataset"])  # npz, folder: the file is the data
+    return params
 
 
 def base_input():

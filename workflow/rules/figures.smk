@@ -11,14 +11,14 @@ FIGURES = registry.FIGURES
 
 
 def method_names():
-    """The configured methods' base names: without an ``@...`` override (a plug-in id such as
-    ``ssd.ssd@alpha=10`` is ``ssd.ssd``)."""
-    return list(dict.fromkeys(m.split("@")[0] for m in config["methods"]))
+    """The configured methods' names without their overrides (``neggrad_plus@alpha=0.5`` is
+    ``neggrad_plus``; a plug-in, ``path/to/ssd.py:ssd``, keeps its reference)."""
+    return list(dict.fromkeys(parse_method(m)[0] for m in config["methods"]))
 
 
 def figure_names():
     """The figures this experiment draws: those whose task, methods and data it has."""
-    return registry.figure_names("text" if TEXT else "image", method_names())
+    return registry.figure_names(TASK, method_names())
 
 
 def figure_outputs():

@@ -14,9 +14,11 @@ A method is one function ``method(ctx, model, forget, retain, s, gen) -> None`` 
 - ``gen``: a ``torch.Generator`` on the device, seeded from the experiment seed, the method and
   the model id: draw every random number from it, so a rerun gives the same model.
 
-Steps are counted by an optimiser step hook, so any torch optimiser is probed for the rates of
-unlearning; ``ctx.optimiser(...)`` declares its planned step count itself, and a method that
-builds its own optimiser calls ``ctx.plan(total_steps)`` once before its first step.
+Steps are counted by an optimiser step hook, so any ``torch.optim.Optimizer`` that updates the
+model is probed for the rates of unlearning; ``ctx.optimiser(...)`` declares its planned step
+count itself, and a method that builds its own optimiser calls ``ctx.plan(total_steps)`` once,
+for the whole run, before its first step. A method that takes no step (or declares none) gets
+only the trajectory's two ends.
 """
 
 from __future__ import annotations
@@ -65,9 +67,19 @@ class Probe:
             self.next_point += 1
 
     @contextlib.contextmanager
-    def active(self) -> Iterator[Probe]:
-        """Count the steps of every torch optimiser while the block runs."""
-        handle = register_optimizer_step_post_hook(lambda opt, args, kwargs: self._after_step())
+    def active(self, model: nn.Module) -> Iterator[Probe]:
+        """Count the steps of every torch optimiser that updates ``model`` while the block runs
+        (one that trains something else, a teacher or a probe, is not counted)."""
+        mine = {id(p) for p in model.parameters()}
+        seen: dict[int, bool] = {}
+
+        def hook(opt, args, kwargs) -> None:
+            if id(opt) not in seen:
+                seen[id(opt)] = any(id(p) in mine for g in opt.param_groups for p in g["params"])
+            if seen[id(opt)]:
+                self._after_step()
+
+        handle = register_optimizer_step_post_hook(hook)
         try:
             yield self
         finally:
@@ -113,8 +125,9 @@ class Context:
         """The training recipe's augmentation of one batch (images: flips, translations)."""
         return self.task.augment(batch, self.settings, gen)
 
-    def loss(self, model: nn.Module, batch: Data, reduction: str = "mean") -> torch.Tensor:
-        return self.task.loss(model, batch, self.settings, reduction)
+    def loss(self, model: nn.Module, batch: Data, reduction: str = "mean", **settings: Any) -> torch.Tensor:
+        """The task's loss; ``settings`` override the recipe's (e.g. ``label_smoothing=0.0``)."""
+        return self.task.loss(model, batch, {**self.settings, **settings}, reduction)
 
     def logits(self, model: nn.Module, batch: Data) -> torch.Tensor:
         return self.task.logits(model, batch)
@@ -138,12 +151,16 @@ class Context:
     def batches(self, data: Data, batch_size: int, steps: int, gen: torch.Generator) -> Iterator[Data]:
         """``steps`` augmented batches of ``batch_size`` examples: seeded passes over ``data``
         without replacement, joined end to end (every batch one shape)."""
+        if self.size(data) == 0:
+            return  # an empty forget set (a model whose half holds no candidate) has no batches
         idx = optim.batch_indices(self.size(data), batch_size, steps, gen).to(data[0].device)
         for i in range(steps):
             yield self.augment(self.take(data, idx[i]), gen)
 
     def sample(self, data: Data, batch_size: int, gen: torch.Generator) -> Data:
         """One augmented batch drawn with replacement."""
+        if self.size(data) == 0:
+            raise ValueError("cannot draw a batch from no examples; check ctx.size(data) first")
         idx = torch.randint(0, self.size(data), (batch_size,), generator=gen, device=data[0].device)
         return self.augment(self.take(data, idx), gen)
 

@@ -15,10 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from umia import models, optim, plan
+from umia import models, optim, plan, plugins
 from umia.data import load_prepared
 from umia.device import autocast, setup
-from umia.errors import ConfigError
 from umia.score import padded, phi_loss, scores_frame, view
 from umia.tasks import Bench
 
@@ -98,32 +97,18 @@ class ImageTask(Bench):
     def new_model(self, init_seed: int, x_init: torch.Tensor | None = None) -> nn.Module:
         """A freshly initialised network (weights from ``init_seed``) on the device."""
         torch.manual_seed(init_seed)
-        net = models.build(self.network, self.in_shape, self.n_classes, self.width)
-        if not self._checked:
-            self._check(net)
+        if self._checked:
+            net = models.build(self.network, self.in_shape, self.n_classes, self.width)
+        else:  # once a job: a module giving (batch, n_classes) logits (a plug-in above all)
+            build = lambda *a: models.build(self.network, *a)  # noqa: E731
+            net = plugins.check_network(build, self.network, self.in_shape, self.n_classes, self.width)
+            self._checked = True
         if isinstance(net, models.FastCNN) and x_init is not None:
             net.init_whitening(x_init[:5000])
         net = net.to(self.device)
         if self.device.type == "cuda" and self.network != "mlp":
             net = net.to(memory_format=torch.channels_last)
         return net
-
-    def _check(self, net) -> None:
-        """A network (a plug-in above all) must be a module giving (B, n_classes) logits."""
-        if not isinstance(net, nn.Module):
-            raise ConfigError(
-                f"config key 'network': {self.network!r} returned a {type(net).__name__}, not a torch.nn.Module"
-            )
-        with torch.no_grad():
-            out = net.eval()(self.x_pool[:2].cpu())
-        if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, self.n_classes):
-            shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ConfigError(
-                f"config key 'network': {self.network!r} maps a batch of 2 images {tuple(self.in_shape)} to {shape}; "
-                f"it must return logits of shape (batch, {self.n_classes})"
-            )
-        net.train()
-        self._checked = True
 
     def load_model(self, state: dict) -> nn.Module:
         model = self.new_model(0)

@@ -107,7 +107,6 @@ class TextTask(Bench):
         base: str = "",
         max_tokens: int = 256,
         min_k: float = 0.2,
-        **_: object,
     ):
         self.min_k = min_k  # Min-K%'s share of tokens
         self.device = setup(device, threads)
@@ -238,8 +237,10 @@ class TextTask(Bench):
 
     def describe(self, model: torch.nn.Module, scored: Mapping[str, np.ndarray], keep: torch.Tensor) -> str:
         members = np.flatnonzero(keep.cpu().numpy())
+        tokens = int(self.mask[: self.n_pool][keep].sum())
         held_out = self.perplexity(scored, slice(self.n_pool, None))
-        return f"held-out perplexity {held_out:.2f}, member perplexity {self.perplexity(scored, members):.2f}"
+        member = self.perplexity(scored, members)
+        return f"{tokens} tokens, held-out perplexity {held_out:.2f}, member perplexity {member:.2f}"
 
     def perplexity(self, s: Mapping[str, np.ndarray], rows: slice | np.ndarray) -> float:
         """Token-weighted perplexity over ``rows`` of the scores ``s``."""
