@@ -26,7 +26,16 @@ rule all:
     default_target: True
 
 
+onstart:
+    hold_results_folder()
+
+
+onerror:
+    release_results_folder()
+
+
 onsuccess:
+    release_results_folder()
     print(
         f"\numia: experiment '{config['experiment']}' finished.\n  tables:  {R}/tables/summary.csv, {R}/tables/per_example.parquet\n  figures: {R}/figures/\n  scores:  {R}/scores/"
     )

@@ -9,9 +9,12 @@ is written atomically, after all models of the shard are done.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,8 +23,9 @@ import torch
 from torch import nn
 
 import umia
-from umia import io, methods, plan, plugins, provenance, tasks
+from umia import faults, io, methods, plan, plugins, provenance, tasks
 from umia.errors import UmiaError
+from umia.scratch import Partial, Scratch, folder_for
 
 log = logging.getLogger(__name__)
 
@@ -93,30 +97,55 @@ def train_shard(
         **(task_args or {}),
     )
     method = "none" if stage == "original" else "retrain"
+    ids = plan.shard_models(shard, shard_size)
+    scratch = Scratch(folder_for(outputs["scores"]), config_hash, ids)
+    done = _resume(scratch, len(ids), bool(outputs.get("ckpt")))
     keep = {}
-    for model_id in plan.shard_models(shard, shard_size):
+    for model_id in ids:
         train, forget = t.masks(seed, model_id)
         keep[model_id] = train & ~forget if stage == "retrain" else train
-    tables, states = {}, {}
-    for model_id, model, seconds in t.train(keep, recipe, seed):
-        scored = t.score(model)
-        n = int(keep[model_id].sum())
-        log.info(
-            "%s model %d: %d examples, %.2f s, %s",
-            stage,
-            model_id,
-            n,
-            seconds,
-            t.describe(model, scored, keep[model_id]),
-        )
-        tables[model_id] = t.tables(scored, model_id, stage, method)
-        if outputs.get("ckpt"):
-            states[model_id] = cpu_state(model)
+    todo = {i: k for i, k in keep.items() if i not in done}
+    with preemptible(f"{stage} shard {shard}", len(ids), done, scratch.folder) as stop_if_asked:
+        for model_id, model, seconds in t.train(todo, recipe, seed):
+            scored = t.score(model)
+            n = int(keep[model_id].sum())
+            log.info(
+                "%s model %d: %d examples, %.2f s, %s",
+                stage,
+                model_id,
+                n,
+                seconds,
+                t.describe(model, scored, keep[model_id]),
+            )
+            state = cpu_state(model) if outputs.get("ckpt") else None
+            done[model_id] = Partial(t.tables(scored, model_id, stage, method), state)
+            scratch.save(model_id, done[model_id])
+            faults.model_done(len(done))
+            stop_if_asked()
     ran = _plugin_stamp([(task_args or {}).get("network", "")])
-    _write(outputs, [tables[i] for i in sorted(tables)], config_hash, provenance.job(t.device, ran))
+    _write(outputs, [done[i].tables for i in ids], config_hash, provenance.job(t.device, ran))
     if outputs.get("ckpt"):
         meta = {"stage": stage, "task": task, "seed": seed, "config_hash": config_hash, **_meta(task_args, ran)}
-        save_models(outputs["ckpt"], states, meta)
+        save_models(outputs["ckpt"], {i: done[i].state for i in ids}, meta)
+    scratch.clear()
+
+
+def _resume(scratch: Scratch, n_models: int, need_state: bool) -> dict[int, Partial]:
+    """The finished models a killed or preempted run of this job kept, logged (without those
+    kept with no weights where this job writes a checkpoint: they are recomputed)."""
+    done = scratch.load()
+    for model_id in [i for i, p in done.items() if need_state and p.state is None]:
+        log.warning("scratch of model %d holds no weights, which this job keeps: recomputing it", model_id)
+        del done[model_id]
+    if done:
+        log.info(
+            "resuming: %d of %d models were finished by an earlier run (%s); computing the other %d",
+            len(done),
+            n_models,
+            scratch.folder,
+            n_models - len(done),
+        )
+    return done
 
 
 def _meta(task_args: Mapping | None, plugins_run: Mapping) -> dict:
@@ -191,66 +220,135 @@ def unlearn_shard(
         if not retrain_scores:
             raise ValueError(f"{method_name} needs the retrain models' scores (retrain_scores)")
         target_all = torch.from_numpy(retrain_means(retrain_scores, t.n_pool, config_hash)).float()
-    tables, trajectory, out_states = [], [], {}
-    for model_id in plan.shard_models(shard, shard_size):
-        train, forget = t.masks(seed, model_id)
-        model = t.load_model(states[model_id])
-        f_data, r_data = t.pool(forget), t.pool(train & ~forget)
-        forget_ids = torch.nonzero(forget).squeeze(1).cpu().numpy()
-        s = dict(settings)
-        if target_all is not None:
-            s["target_phi"] = target_all[forget_ids].to(t.device)
-
-        def record(point: int, step: int, total: int, model=model, f=f_data, i=model_id, ids=forget_ids) -> None:
-            trajectory.append((i, ids, point, step, total, t.phi(model, f).cpu().numpy()))  # (V, n_forget)
-
-        record(0, 0, 0)
-        probe = methods.Probe(rate_points, record)
-        ctx = methods.Context(t, s, probe)
-        gen = t.generator(plan.derive_seed(seed, "unlearn", method, model_id))
-        t0 = time.perf_counter()
-        model.train()
-        try:
-            with probe.active(model):
-                fn(ctx, model, f_data, r_data, s, gen)
-        except Exception as e:
-            log.error("%s raised on model %d", method_name, model_id, exc_info=True)
-            raise MethodFailed(
-                f"method {method_name!r} raised {type(e).__name__} on model {model_id}: {e}; "
-                "its traceback is in this job's log"
-            ) from e
-        if t.device.type == "cuda":
-            torch.cuda.synchronize()
-        seconds = time.perf_counter() - t0
-        if not all(torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point()):
-            log.warning("%s left non-finite weights on model %d: recorded as diverged", method, model_id)
-        if probe.steps and not probe.planned:
-            log.warning(
-                "%s took %d optimiser steps but declared none (ctx.plan): the trajectory has only its ends",
+    ids = plan.shard_models(shard, shard_size)
+    scratch = Scratch(folder_for(outputs["scores"]), config_hash, ids)
+    done = _resume(scratch, len(ids), bool(outputs.get("ckpt")))
+    with preemptible(f"{method} shard {shard}", len(ids), done, scratch.folder) as stop_if_asked:
+        for model_id in ids:
+            if model_id in done:
+                continue
+            done[model_id] = _unlearn_one(
+                t,
+                fn,
                 method,
-                probe.steps,
+                method_name,
+                settings,
+                states[model_id],
+                model_id,
+                seed,
+                rate_points,
+                target_all,
+                keep_state=bool(outputs.get("ckpt")),
             )
-        scored = t.score(model)
-        log.info(
-            "%s model %d: forgot %d examples in %.2f s (%d steps), %s",
-            method,
-            model_id,
-            len(forget_ids),
-            seconds,
-            probe.steps,
-            t.describe(model, scored, train & ~forget),
-        )
-        finish_trajectory(trajectory, model_id, forget_ids, rate_points, probe, scored["phi"][:, forget_ids])
-        tables.append(t.tables(scored, model_id, "unlearned", method))
-        if outputs.get("ckpt"):
-            out_states[model_id] = cpu_state(model)
+            scratch.save(model_id, done[model_id])
+            faults.model_done(len(done))
+            stop_if_asked()
     ran = _plugin_stamp([method_name, (task_args or {}).get("network", "")], settings)
-    _write(outputs, tables, config_hash, provenance.job(t.device, ran))
-    frame = trajectory_frame(trajectory, method, t.views, rate_points)
+    _write(outputs, [done[i].tables for i in ids], config_hash, provenance.job(t.device, ran))
+    frame = trajectory_frame([r for i in ids for r in done[i].trajectory], method, t.views, rate_points)
     io.write_table(frame, outputs["trajectory"], io.TRAJECTORY, config_hash)
     if outputs.get("ckpt"):
         meta = {"stage": "unlearned", "method": method, "task": task, "seed": seed, "config_hash": config_hash}
-        save_models(outputs["ckpt"], out_states, {**meta, "settings": dict(settings), **_meta(task_args, ran)})
+        meta |= {"settings": dict(settings), **_meta(task_args, ran)}
+        save_models(outputs["ckpt"], {i: done[i].state for i in ids}, meta)
+    scratch.clear()
+
+
+def _unlearn_one(t, fn, method, method_name, settings, state, model_id, seed, rate_points, target_all, keep_state):
+    """One original unlearned, scored and probed: its tables, weights (if kept) and trajectory."""
+    train, forget = t.masks(seed, model_id)
+    model = t.load_model(state)
+    f_data, r_data = t.pool(forget), t.pool(train & ~forget)
+    forget_ids = torch.nonzero(forget).squeeze(1).cpu().numpy()
+    s = dict(settings)
+    if target_all is not None:
+        s["target_phi"] = target_all[forget_ids].to(t.device)
+    trajectory: list = []
+
+    def record(point: int, step: int, total: int) -> None:
+        trajectory.append((model_id, forget_ids, point, step, total, t.phi(model, f_data).cpu().numpy()))  # (V, n)
+
+    record(0, 0, 0)
+    probe = methods.Probe(rate_points, record)
+    ctx = methods.Context(t, s, probe)
+    gen = t.generator(plan.derive_seed(seed, "unlearn", method, model_id))
+    t0 = time.perf_counter()
+    model.train()
+    try:
+        with probe.active(model):
+            fn(ctx, model, f_data, r_data, s, gen)
+    except Exception as e:
+        log.error("%s raised on model %d", method_name, model_id, exc_info=True)
+        raise MethodFailed(
+            f"method {method_name!r} raised {type(e).__name__} on model {model_id}: {e}; "
+            "its traceback is in this job's log"
+        ) from e
+    if t.device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    if not all(torch.isfinite(p).all() for p in model.state_dict().values() if p.is_floating_point()):
+        log.warning("%s left non-finite weights on model %d: recorded as diverged", method, model_id)
+    if probe.steps and not probe.planned:
+        log.warning(
+            "%s took %d optimiser steps but declared none (ctx.plan): the trajectory has only its ends",
+            method,
+            probe.steps,
+        )
+    scored = t.score(model)
+    log.info(
+        "%s model %d: forgot %d examples in %.2f s (%d steps), %s",
+        method,
+        model_id,
+        len(forget_ids),
+        seconds,
+        probe.steps,
+        t.describe(model, scored, train & ~forget),
+    )
+    finish_trajectory(trajectory, model_id, forget_ids, rate_points, probe, scored["phi"][:, forget_ids])
+    state = cpu_state(model) if keep_state else None
+    return Partial(t.tables(scored, model_id, "unlearned", method), state, trajectory)
+
+
+class Preempted(UmiaError):
+    """SIGTERM (what SLURM sends on preemption, at a time limit and on scancel --signal=TERM)."""
+
+
+class Preemption:
+    """What a shard job does on SIGTERM: the first finishes the model in hand (``check``, called
+    after each model is kept, then stops the job); a second abandons it at once. Either way the
+    job stops with one line, its finished models kept in the scratch ``folder`` for the retry."""
+
+    def __init__(self, what: str, n_models: int, done: Mapping, folder: Path):
+        self.what, self.n_models, self.done, self.folder = what, n_models, done, folder
+        self.asked = False
+
+    def _stop(self) -> Preempted:
+        return Preempted(
+            f"{self.what} received SIGTERM with {len(self.done)} of {self.n_models} models finished; "
+            f"they are kept in {self.folder} and a rerun of the job resumes from them"
+        )
+
+    def _handler(self, signum, frame) -> None:
+        if self.asked:
+            raise self._stop()
+        self.asked = True
+        log.warning("SIGTERM: finishing the model in hand, then stopping (a second SIGTERM stops at once)")
+
+    def check(self) -> None:
+        """Stop here if SIGTERM came (call once a model is finished and kept)."""
+        if self.asked:
+            raise self._stop()
+
+
+@contextlib.contextmanager
+def preemptible(what: str, n_models: int, done: Mapping, folder: Path):
+    """SIGTERM handled as ``Preemption`` says while the block runs; yields its ``check``."""
+    p = Preemption(what, n_models, done, folder)
+    old = signal.signal(signal.SIGTERM, p._handler)
+    try:
+        yield p.check
+    finally:
+        signal.signal(signal.SIGTERM, old)
 
 
 def finish_trajectory(

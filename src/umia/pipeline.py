@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -94,6 +96,21 @@ def write_examples(*, data: str, candidates: str, out: str, dataset: str, config
     io.write_table(df, out, io.EXAMPLES, config_hash)
 
 
+def _readable_schema(path: str) -> pa.Schema:
+    """A shard file's schema; a file that does not read (cut short by a crash on a filesystem
+    without atomic renames, say) is set aside as ``<name>.broken``, so the next run redoes its job,
+    and the gather stops with one line saying so."""
+    try:
+        return pq.read_schema(path)
+    except (pa.ArrowException, OSError) as e:
+        aside = f"{path}.broken"
+        os.replace(path, aside)
+        raise io.TableError(
+            f"{path}: not a readable Parquet file ({type(e).__name__}); set aside as {Path(aside).name}: "
+            "run snakemake again and its job is redone"
+        ) from e
+
+
 def gather(*, parts: Sequence[str], out: str, config_hash: str, schema: pa.Schema = io.SCORES) -> None:
     """Concatenate shard files (scores, or trajectories) into one Parquet file, streaming one part
     at a time.
@@ -103,7 +120,7 @@ def gather(*, parts: Sequence[str], out: str, config_hash: str, schema: pa.Schem
     """
     stamps = []
     for p in parts:
-        meta = pq.read_schema(p).metadata or {}
+        meta = _readable_schema(p).metadata or {}
         if io.PROVENANCE_KEY in meta:
             stamps.append(meta[io.PROVENANCE_KEY].decode())
         found = meta.get(io.HASH_KEY, b"").decode()

@@ -1,14 +1,16 @@
 """The small experiment through a real SLURM cluster, with both profiles; the tables must equal
 the local run's exactly (same code, same seeds, same thread count per job on the CPU). In the
-slurm plugin's run a running model job is cancelled (scancel) and must be retried."""
+slurm plugin's run one model job gets SIGTERM from scancel and one reaches its time limit: both
+must resume from the models they finished."""
 
+import os
 import subprocess
 import threading
 import time
 
 import pytest
 
-from .conftest import assert_same_tables, cluster_profile, run, snakemake_cmd
+from .conftest import ROOT, assert_same_tables, cluster_profile, run, snakemake_cmd
 
 pytestmark = pytest.mark.workflow
 
@@ -25,33 +27,44 @@ SLURM_PLUGIN = (
 )
 
 
-def test_slurm_plugin_profile_survives_scancel_and_matches_local(slurm, tmp_path, local_run):
+def test_slurm_plugin_profile_survives_sigterm_and_a_time_limit_and_matches_local(slurm, tmp_path, local_run):
+    """Two model jobs are stopped the ways SLURM stops them, and both resume with no hand step:
+    one by `scancel --signal=TERM --full` once it has finished a model, one at its time limit
+    (the profile's `--signal=TERM@120` with a 2-minute runtime, the job slowed to outlast it)."""
     prof = cluster_profile("slurm", tmp_path)
+    cfg = prof / "config.v8+.yaml"
+    cfg.write_text(cfg.read_text().replace("unlearn: {runtime: 60 * attempt", "unlearn: {runtime: 2 * attempt"))
     results = tmp_path / "results"
-    cancelled = []
+    signalled = []
 
-    def cancel_first_model_job():
+    def sigterm_a_job_with_a_finished_model():
         t0 = time.monotonic()
-        while time.monotonic() - t0 < 600 and not cancelled:
-            if (results / "small/plan/candidates.parquet").exists():
-                out = subprocess.run(
-                    ["squeue", "-h", "-t", "RUNNING", "-o", "%i"], capture_output=True, text=True
-                ).stdout
-                if out.split():
-                    subprocess.run(["scancel", out.split()[0]], check=True)
-                    cancelled.append(out.split()[0])
-            time.sleep(0.5)
+        scratch = results / "small/scratch/original/none"
+        while time.monotonic() - t0 < 600 and not signalled:
+            if any(scratch.glob("shard-*/model-*")):
+                out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i %j"], capture_output=True, text=True)
+                for line in out.stdout.splitlines():
+                    if "train_original" in line:
+                        subprocess.run(["scancel", "--signal=TERM", "--full", line.split()[0]], check=True)
+                        signalled.append(line)
+                        break
+            time.sleep(0.3)
 
-    watcher = threading.Thread(target=cancel_first_model_job, daemon=True)
+    watcher = threading.Thread(target=sigterm_a_job_with_a_finished_model, daemon=True)
     watcher.start()
-    proc = run(
-        snakemake_cmd(
-            results, "--workflow-profile", str(prof), "--slurm-logdir", str(tmp_path / "slurm-logs"), *SLURM_PLUGIN
-        )
+    env = {**os.environ, "UMIA_SLOW": "unlearn/gradient_ascent/001:25,train_original/000:3,train_original/001:3"}
+    cmd = snakemake_cmd(
+        results, "--workflow-profile", str(prof), "--slurm-logdir", str(tmp_path / "slurm-logs"), *SLURM_PLUGIN
     )
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     watcher.join(timeout=5)
-    assert cancelled, "no SLURM job was seen running"
+    assert signalled, "no train_original job was seen running with a finished model"
     assert "has been submitted with SLURM jobid" in proc.stdout + proc.stderr
+    logs = [(results / "small/logs/train" / f"original-shard-{s:03d}.log").read_text() for s in (0, 1)]
+    assert any("resuming: " in log for log in logs), "the signalled job did not resume from its models"
+    timed = (results / "small/logs/unlearn/gradient_ascent-shard-001.log").read_text()
+    assert "resuming: " in timed, "the job stopped at its time limit did not resume from its models"
     assert_same_tables(results, local_run)
 
 

@@ -2,7 +2,7 @@
 import sys
 from pathlib import Path
 
-from umia import plugins, registry
+from umia import plugins, registry, runlock
 from umia.config import (
     ConfigError,
     config_hash,
@@ -161,11 +161,33 @@ def shard_files(table, wildcards=None):
     return [f"{R}/shards/{folder}{st}/{m}/shard-{s:03d}.parquet" for st, m in STAGES for s in SHARDS]
 
 
+def hold_results_folder():
+    """One run at a time on the results folder (umia.runlock), for the whole run."""
+    if workflow.is_main_process:
+        try:
+            runlock.acquire(R)
+        except runlock.RunLocked as e:
+            sys.exit(f"umia: {e}")
+
+
+def release_results_folder():
+    if workflow.is_main_process:
+        runlock.release(R)
+
+
 def final_outputs():
+    """Every output README.md lists as the contract, so a missing or removed one is rebuilt from
+    what exists by a plain `snakemake`."""
     return [
         MEMBERSHIP,
+        CANDIDATES,
+        EXAMPLES,
+        SCORES,
+        *([LM_STATS] if TEXT else []),
+        *([TRAJECTORY, RATES, REACH] if METHODS else []),
         f"{R}/tables/summary.csv",
         f"{R}/tables/per_example.parquet",
+        f"{R}/tables/roc.parquet",
         f"{R}/tables/findings.csv",
         f"{R}/report/summary.html",
         *[f"{R}/figures/{f}.{e}" for f in figure_names() for e in ("png", "pdf")],
