@@ -42,7 +42,7 @@ def test_slurm_plugin_profile_survives_sigterm_and_a_time_limit_and_matches_loca
         scratch = results / "small/scratch/original/none"
         while time.monotonic() - t0 < 600 and not signalled:
             if any(scratch.glob("shard-*/model-*")):
-                out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i %j"], capture_output=True, text=True)
+                out = subprocess.run(["squeue", "-h", "-t", "RUNNING", "-o", "%i %k"], capture_output=True, text=True)
                 for line in out.stdout.splitlines():
                     if "train_original" in line:
                         subprocess.run(["scancel", "--signal=TERM", "--full", line.split()[0]], check=True)
