@@ -33,11 +33,14 @@ def test_preempted_jobs_resume_from_the_models_they_finished(tmp_path, local_run
     dead.wait()
     stale = {"host": socket.gethostname(), "pid": dead.pid, "started": "earlier", "cwd": "/"}
     (results / "small/.umia-run.lock").write_text(json.dumps(stale))
+    # and one more job fails its first attempt outright (an injected fault): retried too
     env = {**os.environ, "UMIA_PREEMPT": ",".join(f"{j}:{k}" for j, k in PREEMPT.items())}
+    env["UMIA_FAULT"] = "unlearn/gradient_ascent/001:1"
     cmd = snakemake_cmd(results, "--cores", "2", "--retries", "1")
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "received SIGTERM with 1 of 4 models finished" in proc.stdout + proc.stderr
+    assert "fault injected by UMIA_FAULT" in proc.stdout + proc.stderr
     for job, k in PREEMPT.items():
         log, line = LOGS[job]
         text = (results / "small" / log).read_text()  # the retry's log
