@@ -137,7 +137,7 @@ def load(ref: str, key: str) -> Callable:
         raise ConfigError(f"config key '{key}': {ref!r}: {where} has no {attr!r}; check the name after the colon")
     fn = getattr(module, attr)
     if not callable(fn):
-        raise ConfigError(f"config key '{key}': {ref!r}: {attr} is a {type(fn).__name__}, not a callable")
+        raise ConfigError(f"config key '{key}': {ref!r}: {attr} is of type {type(fn).__name__}, not a callable")
     return fn
 
 

@@ -129,7 +129,7 @@ CONFIG_CASES = [
     (
         "plug-in name that is not callable",
         f"methods: ['{PLUGINS}/bad.py:not_callable']",
-        "not_callable is a int, not a callable",
+        "not_callable is of type int, not a callable",
     ),
     (
         "plug-in with another signature",
