@@ -17,6 +17,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/text.smk"
 include: "workflow/rules/unlearn.smk"
 include: "workflow/rules/attacks.smk"
+include: "workflow/rules/tune.smk"
 include: "workflow/rules/figures.smk"
 
 
@@ -39,3 +40,4 @@ onsuccess:
     print(
         f"\numia: experiment '{config['experiment']}' finished.\n  tables:  {R}/tables/summary.csv, {R}/tables/per_example.parquet\n  figures: {R}/figures/\n  scores:  {R}/scores/"
     )
+    print_verdict()

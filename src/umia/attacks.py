@@ -10,7 +10,11 @@ V views:
   trained);
 - ``is_in``, ``is_out`` (c, N) boolean. For a candidate every model is one or the other.
 
-Each (example, model) pair is one trial. Target models are held out by K-fold over model ids
+Each (example, model) pair is one trial: an IN trial targets the unlearned model U_i (x in F_i), an
+OUT trial the retrain R_i (x not in D_i). The OUT distributions are fit on every retrain of the
+training folds, not only those whose half lacked x: a retrain never sees any candidate (R_i is
+trained on D_i minus F_i), so all N retrains are draws of "x never trained". The ``_half_out``
+variant keeps the fit to the retrains with x not in D_i. Target models are held out by K-fold over model ids
 (pairs 2k, 2k+1 stay together): the attacker for a fold is fit on the other folds only.
 """
 
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -26,15 +30,17 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from scipy.stats import norm
+from scipy.stats import gamma, norm
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+from umia import challenge
+
 log = logging.getLogger(__name__)
 
 SD_FLOOR = 1e-6
-EPSILON_CAP = 10.0  # per-example epsilon where an error rate is zero
+EPSILON_CAP = 10.0  # the single-threshold epsilon where both error rates are zero
 
 
 @dataclass(frozen=True)
@@ -103,9 +109,16 @@ def gaussian_llr(t: np.ndarray, mu_in, sd_in, mu_out, sd_out) -> np.ndarray:
 
 
 def offline_statistic(t: np.ndarray, mu_out, sd_out) -> np.ndarray:
-    """LiRA offline (one-sided, OUT only): log Pr[Z < t] for Z ~ N(mu_out, sd_out^2), summed over
-    views and centred so that 0 is the OUT median (a target above the median leans IN)."""
-    return (norm.logcdf((t - mu_out) / sd_out) - np.log(0.5)).sum(axis=-1)
+    """LiRA offline, two-sided (OUT only): how improbable t is under Z ~ N(mu_out, sd_out^2) in
+    either tail, -log Pr[|Z - mu| >= |t - mu|] summed over the V views, minus its median under OUT
+    (Gamma(V, 1)), so that half the OUT trials fall below 0. Far from the OUT mean on either side
+    leans IN: unlearning can leave phi too high (not forgotten) or push it too low (over-unlearned),
+    and both tell the models apart from retrains. Per example it ranks targets as the LiRA
+    reference's offline test (-log N(t; mu, sd)) does; pooled over examples it is a p-value, free
+    of the example's spread."""
+    z = np.abs((t - mu_out) / sd_out)
+    p = -(np.log(2.0) + norm.logsf(z))  # -log of the two-sided p-value, per view
+    return p.sum(axis=-1) - gamma.median(t.shape[-1])
 
 
 def _pooled_sd(sd: np.ndarray, count: np.ndarray) -> np.ndarray:
@@ -120,18 +133,21 @@ def _pooled_sd(sd: np.ndarray, count: np.ndarray) -> np.ndarray:
     return np.maximum(np.sqrt(var), SD_FLOOR)
 
 
-def _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds: int, mode: str) -> Trials:
+def _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds: int, mode: str, out_fit=None) -> Trials:
     """Fit per fold and score the held-out models. mode: online (per-example IN and OUT),
     offline (per-example OUT only), fixed (per-example means, one pooled spread), population
-    (one IN and one OUT Gaussian per view over all examples)."""
+    (one IN and one OUT Gaussian per view over all examples). ``out_fit`` (c, N): the models
+    whose ``s_out`` the OUT fit may use (default ``is_out``); targets are always ``is_in`` or
+    ``is_out``."""
     c, n, _ = s_in.shape
+    out_fit = is_out if out_fit is None else out_fit
     folds = fold_of(n, n_folds)
     target = np.where(is_in[..., None], s_in, s_out)  # (c, N, V): the model the adversary sees
     score = np.full((c, n), np.nan)
     axis = (0, 1) if mode == "population" else 1  # moments of shape (1, 1, V), or (c, 1, V)
     for f in range(n_folds):
         fit = (folds != f)[None, :]  # (1, N)
-        mu_o, sd_o, n_o = _masked_moments(s_out, (is_out & fit)[..., None], axis)
+        mu_o, sd_o, n_o = _masked_moments(s_out, (out_fit & fit)[..., None], axis)
         tgt = folds == f
         if mode == "offline":
             with np.errstate(invalid="ignore"):
@@ -148,28 +164,39 @@ def _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds: int, mode: str) -> Tria
     return Trials(np.where(valid, score, np.nan), is_in, valid)
 
 
+def _every_retrain(is_out: np.ndarray) -> np.ndarray:
+    return np.ones_like(is_out, dtype=bool)  # no retrain saw a candidate
+
+
 def ulira(s_in, s_out, is_in, is_out, n_folds: int = 4) -> Trials:
     """U-LiRA, online: per example, N(mu_in, sd_in^2) fit to phi of the models that unlearned it
-    and N(mu_out, sd_out^2) to phi of the retrains that never saw it; the statistic is the
+    and N(mu_out, sd_out^2) to phi of every retrain (none saw it); the statistic is the
     log-likelihood ratio on the target model, summed over views."""
+    return _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds, "online", _every_retrain(is_out))
+
+
+def ulira_half_out(s_in, s_out, is_in, is_out, n_folds: int = 4) -> Trials:
+    """U-LiRA, online, with the OUT Gaussian fit only on the retrains whose half lacked x (the
+    design's original fit; half the OUT samples of ``ulira``)."""
     return _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds, "online")
 
 
 def ulira_offline(s_in, s_out, is_in, is_out, n_folds: int = 4) -> Trials:
     """U-LiRA, offline: only the OUT Gaussian of each example (no unlearned shadow model needed);
-    the statistic is one-sided: how far into the upper tail of OUT the target's phi lies."""
-    return _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds, "offline")
+    the statistic is two-sided (``offline_statistic``): how far into either tail of OUT the
+    target's phi lies."""
+    return _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds, "offline", _every_retrain(is_out))
 
 
 def ulira_fixed_variance(s_in, s_out, is_in, is_out, n_folds: int = 4) -> Trials:
     """U-LiRA, online with one spread per view pooled over examples and over IN/OUT: per-example
     means, a shared variance; steadier than per-example spreads when N is small."""
-    return _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds, "fixed")
+    return _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds, "fixed", _every_retrain(is_out))
 
 
 def population_gaussian(s_in, s_out, is_in, is_out, n_folds: int = 4) -> Trials:
     """The same likelihood-ratio test with one IN and one OUT Gaussian per view, pooled over C."""
-    return _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds, "population")
+    return _kfold_gaussian(s_in, s_out, is_in, is_out, n_folds, "population", _every_retrain(is_out))
 
 
 def population_loss(
@@ -251,7 +278,7 @@ def best_threshold(pos: np.ndarray, neg: np.ndarray) -> float:
 def population_threshold(s_in, s_out, is_in, is_out, n_folds: int = 4) -> Trials:
     """A population U-MIA on one per-sequence statistic (larger means "trained, then unlearned"):
     one threshold for every example, the one with the best accuracy on the IN trials (the method's
-    models that unlearned x) and OUT trials (retrains that never saw x) of the other folds' models;
+    models that unlearned x) and every retrain (none saw x) of the other folds' models;
     the statistic of a held-out target minus that threshold, so the attack's own threshold is 0.
 
     s_in, s_out: (c, N) (no view axis: text has one); is_in, is_out: (c, N) boolean. Non-finite
@@ -263,7 +290,7 @@ def population_threshold(s_in, s_out, is_in, is_out, n_folds: int = 4) -> Trials
     score = np.full((c, n), np.nan)
     for f in range(n_folds):
         fit = (folds != f)[None, :]  # (1, N)
-        t = best_threshold(s_in[is_in & fit], s_out[is_out & fit])
+        t = best_threshold(s_in[is_in & fit], s_out[np.broadcast_to(fit, is_out.shape)])
         score[:, folds == f] = target[:, folds == f] - t
     valid = is_in | is_out
     return Trials(np.where(valid, score, np.nan), is_in, valid)
@@ -357,13 +384,33 @@ def per_example_accuracy(t: Trials) -> tuple[np.ndarray, np.ndarray]:
         return correct.sum(axis=1) / n, n
 
 
-def per_example_epsilon(t: Trials, delta: float = 1e-5, cap: float = EPSILON_CAP) -> np.ndarray:
-    """Per-example epsilon as in the NeurIPS 2023 unlearning challenge's scorer: over the
-    thresholds between the example's own trials, max of log((1 - delta - FPR) / FNR) and
-    log((1 - delta - FNR) / FPR). As there, a threshold where exactly one error rate is zero is
-    skipped (it bounds nothing), and one where both are zero (perfect separation) counts as
-    ``cap``. Thresholds fall only between distinct scores. Shape (c,); nan where an example has no
-    IN or no OUT trial; 0 where no threshold counts."""
+def challenge_epsilon(t: Trials) -> np.ndarray:
+    """Per-example epsilon of the NeurIPS 2023 unlearning challenge's scorer (umia.challenge) on
+    the attack's statistic: per example, the held-out statistics of its IN trials against those
+    of its OUT trials, the positive population being the one with the larger median. Shape (c,);
+    nan where an example has no finite IN or OUT trial."""
+    s = np.where(t.valid & np.isfinite(t.score), t.score, np.nan)
+    ins = [row[m] for row, m in zip(s, t.label & t.valid, strict=True)]
+    outs = [row[m] for row, m in zip(s, ~t.label & t.valid, strict=True)]
+    return challenge.epsilons(ins, outs)
+
+
+def population_size(t: Trials) -> int:
+    """The models per population the forget score's top bucket assumes (the scorer's ``n``): the
+    smaller of the IN and OUT trial counts, over examples."""
+    n_in, n_out = (t.label & t.valid).sum(1), (~t.label & t.valid).sum(1)
+    both = (n_in > 0) & (n_out > 0)
+    return int(np.minimum(n_in, n_out)[both].min()) if both.any() else 0
+
+
+def single_threshold_epsilon(t: Trials, delta: float = 1e-5, cap: float = EPSILON_CAP) -> np.ndarray:
+    """A stricter per-example epsilon than the challenge's, kept under its own name: the single
+    threshold rule "statistic > t: IN" only (IN always the positive population; no double
+    threshold, no peaky rule), thresholds between the example's distinct trial values, max of
+    log((1 - delta - FPR) / FNR) and log((1 - delta - FNR) / FPR). A threshold where exactly one
+    error rate is zero is skipped, and one where both are zero counts as ``cap`` (10, the
+    challenge caps at 50). Shape (c,); nan where an example has no IN or no OUT trial; 0 where
+    no threshold counts."""
     s = np.where(t.valid, np.where(np.isfinite(t.score), t.score, t.threshold), -np.inf)  # (c, N)
     order = np.argsort(-s, axis=1, kind="stable")
     s = np.take_along_axis(s, order, 1)
@@ -398,6 +445,7 @@ def roc_points(labels: np.ndarray, score: np.ndarray, threshold: float = 0.0, n:
 
 ATTACKS: dict[str, Callable] = {
     "ulira": ulira,
+    "ulira_half_out": ulira_half_out,
     "ulira_offline": ulira_offline,
     "ulira_fixed_variance": ulira_fixed_variance,
     "population_gaussian": population_gaussian,
@@ -481,6 +529,11 @@ SUMMARY_COLUMNS = [
     "tpr_at_1pct_fpr_ci_low",
     "tpr_at_1pct_fpr_ci_high",
     "epsilon_median",
+    "epsilon_single_threshold_median",
+    "forget_score",
+    "score",
+    "challenge_forget_score",
+    "challenge_score",
     "n_targets",
     "n_trials",
     "n_nonfinite",
@@ -489,7 +542,11 @@ SUMMARY_COLUMNS = [
 BOOTSTRAP_TRIALS = 200_000  # the intervals resample models; trials past this are subsampled
 
 
-def _row(t: Trials, n_boot: int, seed: int, eps: np.ndarray) -> dict:
+def _median(x: np.ndarray) -> float:
+    return float(np.nanmedian(x)) if np.isfinite(x).any() else float("nan")
+
+
+def _row(t: Trials, n_boot: int, seed: int, eps: np.ndarray, eps_single: np.ndarray, ratio: float) -> dict:
     labels, score = t.flat()
     row = summarize(labels, score, t.threshold)
     models = t.models()
@@ -498,8 +555,22 @@ def _row(t: Trials, n_boot: int, seed: int, eps: np.ndarray) -> dict:
         labels, score, models = labels[keep], score[keep], models[keep]
     for k, (lo, hi) in bootstrap(labels, score, models, t.threshold, n_boot, seed).items():
         row[f"{k}_ci_low"], row[f"{k}_ci_high"] = lo, hi
-    row["epsilon_median"] = float(np.nanmedian(eps)) if np.isfinite(eps).any() else float("nan")
+    row["epsilon_median"] = _median(eps)
+    row["epsilon_single_threshold_median"] = _median(eps_single)
+    row["forget_score"] = challenge.forget_score(eps, population_size(t)) if np.isfinite(eps).any() else np.nan
+    row["score"] = row["forget_score"] * ratio
     return row
+
+
+def challenge_input_epsilon(s_in: np.ndarray, s_out: np.ndarray, is_in: np.ndarray, is_out: np.ndarray):
+    """The challenge's own test: per example, the logit-scaled confidence (first view) of the
+    models that unlearned it against the retrains whose half lacked it (disjoint models, as the
+    challenge's two populations are), no folds. Returns (per-example epsilon (c,), models per
+    population)."""
+    u = [row[m] for row, m in zip(s_in[..., 0], is_in, strict=True)]
+    r = [row[m] for row, m in zip(s_out[..., 0], is_out, strict=True)]
+    n = int(min(is_in.sum(1).min(), is_out.sum(1).min())) if len(is_in) else 0
+    return challenge.epsilons(u, r), n
 
 
 def run(
@@ -512,6 +583,7 @@ def run(
     n_bootstrap: int = 100,
     lm_stats: pd.DataFrame | pa.Table | None = None,
     threads: int = 0,
+    utility_ratio: Mapping[str, float] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Every attack on every method (controls included), the methods on up to ``threads``
     threads (0: one a CPU core). Returns (summary, per_example, roc).
@@ -523,6 +595,11 @@ def run(
     pool examples (outside C): plain LiRA (``lira_retained``: members D_i minus F_i vs
     non-members) on the method's own models, so its ``none`` row is the originals' vulnerability
     and each method's row shows how unlearning moved it.
+
+    Every row carries the challenge's forget score of the attack's per-example epsilons
+    (``forget_score``) and of its own input (``challenge_forget_score``: phi of the method's models
+    against the retrains', umia.challenge), and, with ``utility_ratio`` (method -> retain ratio x
+    test ratio, umia.utility), the final scores ``score`` and ``challenge_score``.
     """
     n_models = int(membership["model_id"].max()) + 1
     n_pool = int(membership["example_id"].max()) + 1
@@ -571,13 +648,21 @@ def run(
             member = in_train[:, kept].T
             results["lira_retained"] = _kfold_gaussian(s_kept, s_kept, member, ~member, n_folds, "online")
             examples["lira_retained"] = kept
+        ratio = (utility_ratio or {}).get(m, np.nan)
+        eps_input, n_pop = challenge_input_epsilon(s_in, s_out, is_in, is_out)
+        input_score = challenge.forget_score(eps_input, n_pop)
         for name, t in results.items():
-            eps = per_example_epsilon(t)
+            # the challenge's epsilon costs about 1 ms an example: on the candidates, not on the
+            # thousands of retained examples (lira_retained keeps the single-threshold one only)
+            eps = challenge_epsilon(t) if name != "lira_retained" else np.full(len(examples[name]), np.nan)
+            eps_single = single_threshold_epsilon(t)
             rows.append(
                 {
                     "method": m,
                     "attack": name,
-                    **_row(t, n_bootstrap, seed, eps),
+                    **_row(t, n_bootstrap, seed, eps, eps_single, ratio),
+                    "challenge_forget_score": input_score,
+                    "challenge_score": input_score * ratio,
                     "n_targets": n_models,
                     "diverged_models": diverged,
                 }
@@ -593,6 +678,7 @@ def run(
                         "label": labels[ids],
                         "accuracy": acc,
                         "epsilon": eps,
+                        "epsilon_single_threshold": eps_single,
                         "n_trials": n,
                     }
                 )

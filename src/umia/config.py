@@ -239,6 +239,7 @@ def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict
     if ds["name"] == "digits" and ds["path"] is not None:
         raise ConfigError("config key 'dataset.path': digits ships with scikit-learn; set it to null")
     _check_methods(cfg, schema, load_plugins)
+    _check_tuning(cfg, schema, load_plugins)
     c, n_pool = cfg["candidates"], pool_size(ds)
     if c["mode"] == "random" and c["size"] > n_pool // 2:
         raise ConfigError(
@@ -334,57 +335,122 @@ def _check_network(cfg: Mapping, load_plugins: bool) -> None:
         )
 
 
-def _check_methods(cfg: Mapping, schema: Mapping, load_plugins: bool) -> None:
-    """Every method entry names a method for the experiment's task, with settings it has, in range."""
+def _method_schema(cfg: Mapping, schema: Mapping, spec: str, load_plugins: bool, key: str):
+    """(tasks, settings schema, resolved settings) of one method entry, or None for a plug-in in
+    a job (not imported there); a ConfigError naming ``key`` for an unknown or misplaced method."""
+    name, overrides = parse_method(spec)
+    if name in CONTROLS:
+        raise ConfigError(f"config key '{key}': {name!r} is a control and always runs; remove it from the list")
+    if plugins.is_plugin(name):
+        fn_name = plugins.split_ref(name)[1]
+        if fn_name in registry.METHODS or fn_name in CONTROLS:
+            raise ConfigError(
+                f"config key '{key}': plug-in {name!r} has the name of a built-in method; rename the function"
+            )
+        if not load_plugins:
+            return None
+        _, declared = plugins.load_method(name)
+        return declared.tasks, declared.schema(), {**declared.settings, **overrides}
+    if name not in registry.METHODS:
+        raise ConfigError(
+            f"config key '{key}': unknown method {name!r}; known: {', '.join(registry.METHODS)}; "
+            "or name your own as file.py:function"
+        )
+    settings = {k: v for k, v in method_settings(cfg, spec).items() if k not in INHERITED}
+    return registry.METHODS[name].tasks, schema["properties"]["unlearn"]["properties"][name], settings
+
+
+def _check_spec(cfg: Mapping, schema: Mapping, spec: str, load_plugins: bool, key: str) -> None:
+    """One method entry (or tuning setting) names a method for the experiment's task, with
+    settings it has, in range."""
+    found = _method_schema(cfg, schema, spec, load_plugins, key)
+    if found is None:
+        return
+    tasks, method_schema, settings = found
+    name, overrides = parse_method(spec)
     kind = task(cfg)
+    if kind not in tasks:
+        family = [m for m, s in registry.METHODS.items() if kind in s.tasks]
+        what = "language models" if kind == "text" else "images"
+        raise ConfigError(
+            f"config key '{key}': {name!r} does not apply to {cfg['dataset']['name']}; for {what} use one of "
+            f"{', '.join(family)}"
+        )
+    known = set(method_schema["properties"])
+    for k in overrides:
+        if k not in known:
+            has = ", ".join(sorted(known)) or "no settings"
+            raise ConfigError(f"config key '{key}': {spec!r} sets {k!r}, which {name} does not have; it has {has}")
+    error = next(iter(_Validator(method_schema).iter_errors(settings)), None)
+    if error is not None:
+        raise ConfigError(_schema_message(error).replace("config key '", f"config key '{key}': {spec!r} setting '", 1))
+
+
+def _check_methods(cfg: Mapping, schema: Mapping, load_plugins: bool) -> None:
+    """Every method entry is valid (``_check_spec``) and has a name of its own."""
     ids: dict[str, str] = {}
     for spec in cfg["methods"]:
-        name, overrides = parse_method(spec)
-        if name in CONTROLS:
-            raise ConfigError(f"config key 'methods': {name!r} is a control and always runs; remove it from the list")
-        if plugins.is_plugin(name):
-            fn_name = plugins.split_ref(name)[1]
-            if fn_name in registry.METHODS or fn_name in CONTROLS:
-                raise ConfigError(
-                    f"config key 'methods': plug-in {name!r} has the name of a built-in method; rename the function"
-                )
-            if not load_plugins:
-                continue
-            _, declared = plugins.load_method(name)
-            tasks, method_schema = declared.tasks, declared.schema()
-            settings = {**declared.settings, **overrides}
-        else:
-            if name not in registry.METHODS:
-                raise ConfigError(
-                    f"config key 'methods': unknown method {name!r}; known: {', '.join(registry.METHODS)}; "
-                    "or name your own as file.py:function"
-                )
-            tasks = registry.METHODS[name].tasks
-            method_schema = schema["properties"]["unlearn"]["properties"][name]
-            settings = {k: v for k, v in method_settings(cfg, spec).items() if k not in INHERITED}
-        if kind not in tasks:
-            family = [m for m, s in registry.METHODS.items() if kind in s.tasks]
-            what = "language models" if kind == "text" else "images"
-            raise ConfigError(
-                f"config key 'methods': {name!r} does not apply to {cfg['dataset']['name']}; for {what} use one of "
-                f"{', '.join(family)}"
-            )
-        known = set(method_schema["properties"])
-        for key in overrides:
-            if key not in known:
-                has = ", ".join(sorted(known)) or "no settings"
-                raise ConfigError(
-                    f"config key 'methods': {spec!r} sets {key!r}, which {name} does not have; it has {has}"
-                )
-        error = next(iter(_Validator(method_schema).iter_errors(settings)), None)
-        if error is not None:
-            raise ConfigError(
-                _schema_message(error).replace("config key '", f"config key 'methods': {spec!r} setting '", 1)
-            )
+        _check_spec(cfg, schema, spec, load_plugins, "methods")
         mid = plugins.method_id(spec)
         if mid in ids:
             raise ConfigError(f"config key 'methods': {spec!r} and {ids[mid]!r} share the name {mid!r}; rename one")
         ids[mid] = spec
+
+
+def _check_tuning(cfg: Mapping, schema: Mapping, load_plugins: bool) -> None:
+    """Every grid belongs to a plain entry of ``methods``, sets only what its method has, and every
+    setting of it is in range; the tuning models pair up."""
+    plain = {s for s in cfg["methods"] if "@" not in s}
+    for name, grid in cfg["tune"].items():
+        key = f"tune.{name}"
+        if name not in plain:
+            raise ConfigError(
+                f"config key '{key}': {name!r} is not an entry of methods (without @); add it to methods or "
+                "remove its grid"
+            )
+        if not grid:
+            raise ConfigError(
+                f"config key '{key}': the grid is empty; give a setting and its values, e.g. lr: [0.01, 0.1]"
+            )
+        for setting, values in grid.items():
+            if not values:
+                raise ConfigError(f"config key '{key}.{setting}': the grid is empty; give at least one value")
+        for spec in tuning_grids(cfg)[name]:
+            _check_spec(cfg, schema, spec, load_plugins, key)
+    n = cfg["tuning"]["n_models"]
+    if cfg["tune"] and n % 2:
+        raise ConfigError(
+            f"config key 'tuning.n_models': {n} is odd; it must be even (membership is balanced over pairs)"
+        )
+
+
+def _value(v: Any) -> str:
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def tuning_grids(config: Mapping) -> dict[str, list[str]]:
+    """Each tuned method -> its settings as method entries (``name@key=value,...``, keys sorted),
+    every combination of its grid, in the grid's order."""
+    out = {}
+    for name, grid in config.get("tune", {}).items():
+        keys = sorted(grid)
+        combos = [[]]
+        for k in keys:
+            combos = [c + [f"{k}={_value(v)}"] for c in combos for v in grid[k]]
+        out[name] = [f"{name}@{','.join(c)}" for c in combos]
+    return out
+
+
+def tuned(config: Mapping) -> list[str]:
+    """The entries of ``methods`` whose settings the tuning stage picks (plain names with a grid)."""
+    return [s for s in config["methods"] if "@" not in s and s in config.get("tune", {})]
+
+
+def tuning_seed(config: Mapping) -> int:
+    """The tuning models' seed: their masks and inits are not the study's models'."""
+    from umia.plan import derive_seed
+
+    return derive_seed(config["seed"], "tuning") % (2**31)
 
 
 def method_ids(config: Mapping) -> dict[str, str]:

@@ -54,7 +54,8 @@ PER_EXAMPLE = pa.schema(
         ("example_id", pa.int64()),
         ("label", pa.int16()),
         ("accuracy", pa.float64()),
-        ("epsilon", pa.float64()),  # NeurIPS 2023 challenge per-example epsilon (delta 1e-5, capped)
+        ("epsilon", pa.float64()),  # the NeurIPS 2023 challenge scorer's epsilon (delta 1e-5, cap 50)
+        ("epsilon_single_threshold", pa.float64()),  # our stricter single-threshold one (cap 10)
         ("n_trials", pa.int32()),
     ]
 )

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from umia import attacks, data, io, plan, provenance, registry
+from umia import attacks, data, io, plan, provenance, registry, utility
 from umia import corpus as text
 from umia.data import load_prepared
 
@@ -149,6 +149,7 @@ def attack_tables(
     out_summary: str,
     out_per_example: str,
     out_roc: str,
+    out_utility: str,
     methods: Sequence[str],
     n_folds: int,
     loss_cv_folds: int,
@@ -159,11 +160,14 @@ def attack_tables(
     threads: int = 0,
 ) -> pd.DataFrame:
     """Every attack from the score table (and, for text, the LM statistics table: the population
-    zlib-ratio and Min-K% attacks) into the summary, per-example and ROC tables; the methods run
-    on up to ``threads`` threads (0: one a core)."""
-    s = io.read_table(scores, io.SCORES, config_hash, columns=attacks.SCORE_COLUMNS)
+    zlib-ratio and Min-K% attacks) into the summary, per-example and ROC tables, and the models'
+    accuracies into the utility table (umia.utility) whose ratios make the challenge's final
+    scores; the methods run on up to ``threads`` threads (0: one a core)."""
+    s = io.read_table(scores, io.SCORES, config_hash, columns=[*attacks.SCORE_COLUMNS, "correct"])
     m = io.read_table(membership, io.MEMBERSHIP, config_hash).to_pandas()
     lm = None if lm_stats is None else io.read_table(lm_stats, io.LM_STATS, config_hash, columns=attacks.LM_COLUMNS)
+    util = utility.per_method(utility.per_model(s, m), methods, n_bootstrap, seed)
+    ratio = dict(zip(util.method, util.retain_ratio * util.test_ratio, strict=True))
     summary, per_example, roc = attacks.run(
         s,
         m,
@@ -174,10 +178,17 @@ def attack_tables(
         n_bootstrap=n_bootstrap,
         lm_stats=lm,
         threads=threads,
+        utility_ratio=ratio,
     )
+    first = summary.drop_duplicates("method").set_index("method")
+    util["challenge_forget_score"] = util.method.map(first.challenge_forget_score)
+    util["challenge_score"] = util.method.map(first.challenge_score)
+    log.info("utility:\n%s", util.to_string(index=False, float_format="%.3f"))
     log.info("summary:\n%s", summary[["method", "attack", "accuracy", "auc", "tpr_at_1pct_fpr"]].to_string(index=False))
     io.write_table(per_example, out_per_example, io.PER_EXAMPLE, config_hash)
     io.write_table(roc, out_roc, io.ROC, config_hash)
+    with io.atomic_path(out_utility) as tmp:
+        util.to_csv(tmp, index=False, float_format="%.6g")
     with io.atomic_path(out_summary) as tmp:
         summary.to_csv(tmp, index=False, float_format="%.6g")
     return summary

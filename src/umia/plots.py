@@ -10,8 +10,10 @@ mean) come from ``umia.findings``, which also writes them to ``tables/findings.c
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import textwrap
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -22,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from umia import findings, registry  # noqa: E402
+from umia import findings, registry, verdict  # noqa: E402
 from umia.findings import method_order  # noqa: E402
 from umia.io import atomic_path  # noqa: E402
 
@@ -61,7 +63,24 @@ def _tick(method: str) -> str:
     return f"{method}\n(control)" if method in ("none", "retrain") else method.replace("@", "\n@")
 
 
+# a warning every figure drawn inside ``banner`` carries above its title (an uninformative study)
+_BANNER: contextvars.ContextVar[str | None] = contextvars.ContextVar("umia_figure_banner", default=None)
+
+
+@contextlib.contextmanager
+def banner(text: str | None) -> Iterator[None]:
+    token = _BANNER.set(text)
+    try:
+        yield
+    finally:
+        _BANNER.reset(token)
+
+
 def _save(fig: plt.Figure, stem: str) -> None:
+    text = _BANNER.get()
+    if text:
+        wrapped = textwrap.fill(f"WARNING: {text}.", max(60, int(fig.get_figwidth() * 14)))
+        fig.text(0.5, 1.0, wrapped, ha="center", va="bottom", color="#b0261c", fontsize=9, weight="bold")
     for ext in ("png", "pdf"):
         with atomic_path(f"{stem}.{ext}") as tmp:
             fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight")
@@ -435,6 +454,61 @@ def roc(roc: pd.DataFrame, stem: str) -> None:
 # the rule's entry point -----------------------------------------------------------------------
 
 
+# 7. privacy against utility --------------------------------------------------------------------
+def privacy_utility(
+    summary: pd.DataFrame, utility: pd.DataFrame, tuning: pd.DataFrame | None, stem: str, order: Sequence[str]
+) -> None:
+    """Per method, test accuracy (x, 95% interval over models) against the accuracy of U-LiRA and
+    of the population loss attack (y); the controls marked; with tuning, every setting of the
+    grid on the tuning models (small hollow markers, the picked one ringed)."""
+    colours = method_colours(order)
+    util = utility.set_index("method")
+    panels = (("ulira", "U-LiRA (per-example) accuracy"), ("population_loss", "population loss U-MIA accuracy"))
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.6), sharex=True)
+    for ax, (attack, ylabel) in zip(axes, panels, strict=True):
+        s = summary[summary["attack"] == attack].set_index("method")
+        for m in order:
+            if m not in s.index or m not in util.index:
+                continue
+            u, a = util.loc[m], s.loc[m]
+            marker = {"none": "s", "retrain": "*"}.get(m, "o")
+            xerr = [[u.test_accuracy - u.test_accuracy_ci_low], [u.test_accuracy_ci_high - u.test_accuracy]]
+            yerr = [[a.accuracy - a.accuracy_ci_low], [a.accuracy_ci_high - a.accuracy]]
+            ax.errorbar(
+                u.test_accuracy,
+                a.accuracy,
+                xerr=np.nan_to_num(np.clip(xerr, 0, None)),
+                yerr=np.nan_to_num(np.clip(yerr, 0, None)),
+                fmt=marker,
+                ms=11 if marker == "*" else 7,
+                color=colours.get(m, "#777"),
+                label=_tick(m).replace("\n", " "),
+                capsize=2,
+                lw=0.8,
+            )
+        if tuning is not None and f"{attack}_accuracy" in tuning:
+            for m, g in tuning.groupby("method", sort=False):
+                c = colours.get(m, "#777")
+                ax.scatter(g.test_accuracy, g[f"{attack}_accuracy"], s=22, facecolors="none", edgecolors=c, lw=0.9)
+                p = g[g.picked]
+                ax.scatter(p.test_accuracy, p[f"{attack}_accuracy"], s=90, facecolors="none", edgecolors=c, lw=1.6)
+        ax.axhline(0.5, color="k", ls="--", lw=0.8)
+        ax.set_xlabel("test accuracy (mean over models)")
+        ax.set_ylabel(ylabel)
+    axes[0].set_title("Privacy (per-example attack) against utility")
+    axes[1].set_title("Privacy (population attack) against utility")
+    handles, labels = axes[0].get_legend_handles_labels()
+    if tuning is not None:
+        handles.append(
+            plt.Line2D([], [], ls="", marker="o", mfc="none", mec="#555", label="tuning grid (tuning models)")
+        )
+        labels.append("tuning grid (tuning models; ringed: picked)")
+    fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8, bbox_to_anchor=(0.5, -0.08))
+    fig.suptitle("Lower is more private (0.5: the retrains); further right keeps more utility")
+    fig.tight_layout()
+    _save(fig, stem)
+
+
 class Tables:
     """The tables the figures are drawn from, each read on first use (paths; rates and reach
     only where the experiment has unlearning methods)."""
@@ -448,6 +522,8 @@ class Tables:
         rates: str | None = None,
         reach: str | None = None,
         task: str = "image",
+        utility: str | None = None,
+        tuning: str | None = None,
     ):
         self.task = task
         self.paths = {
@@ -457,6 +533,8 @@ class Tables:
             "examples": examples,
             "rates": rates,
             "reach": reach,
+            "utility": utility,
+            "tuning": tuning,
         }
 
     def has(self, name: str) -> bool:
@@ -487,6 +565,14 @@ class Tables:
         return pd.read_parquet(self.paths["reach"])
 
     @cached_property
+    def utility(self) -> pd.DataFrame:
+        return pd.read_csv(self.paths["utility"])
+
+    @cached_property
+    def tuning(self) -> pd.DataFrame | None:
+        return pd.read_csv(self.paths["tuning"]) if self.paths["tuning"] else None
+
+    @cached_property
     def order(self) -> list[str]:
         """The config's method order (the summary's); one colour per method throughout."""
         return method_order(self.summary["method"].tolist())
@@ -503,8 +589,10 @@ DRAW: dict[str, Callable[[Tables, str], None]] = {
     "rates": lambda t, stem: rates(t.rates, stem, order=t.order),
     "reach": lambda t, stem: reach(t.reach, stem, order=t.order),
     "per_example_stop": lambda t, stem: stopping(t.per_example, t.rates, stem, order=t.order),
+    "privacy_utility": lambda t, stem: privacy_utility(t.summary, t.utility, t.tuning, stem, order=t.order),
 }
-NEEDS_TABLE = {"rates": "rates", "reach": "reach", "per_example_stop": "rates"}  # beyond the four always there
+# beyond the four always there
+NEEDS_TABLE = {"rates": "rates", "reach": "reach", "per_example_stop": "rates", "privacy_utility": "utility"}
 
 
 def default_names(tables: Tables, task: str = "image") -> list[str]:
@@ -526,18 +614,23 @@ def figures(
     reach_table: str | None = None,
     names: Sequence[str] | None = None,
     task: str = "image",
+    utility_table: str | None = None,
+    tuning_table: str | None = None,
 ) -> list[str]:
     """Draw the figures ``names`` (default: ``default_names``) from the tables into ``out_dir``
-    as <name>.png and <name>.pdf; returns the names drawn."""
-    t = Tables(summary, per_example, roc_table, examples, rates_table, reach_table, task)
+    as <name>.png and <name>.pdf; returns the names drawn. When the study is uninformative
+    (umia.verdict.warning) every figure carries the warning."""
+    t = Tables(summary, per_example, roc_table, examples, rates_table, reach_table, task, utility_table, tuning_table)
     names = default_names(t, task) if names is None else list(names)
     unknown = [n for n in names if n not in DRAW]
     if unknown:
         raise ValueError(f"no drawing for figure(s) {', '.join(unknown)}; known: {', '.join(DRAW)}")
     lacking = [n for n in names if n in NEEDS_TABLE and not t.has(NEEDS_TABLE[n])]
     if lacking:
-        raise ValueError(f"figure(s) {', '.join(lacking)} need the rates tables, which were not given")
+        tables = sorted({NEEDS_TABLE[n] for n in lacking})
+        raise ValueError(f"figure(s) {', '.join(lacking)} need the {' and '.join(tables)} tables, which were not given")
     out = Path(out_dir)
-    for name in names:
-        DRAW[name](t, str(out / name))
+    with banner(verdict.warning(t.summary)):
+        for name in names:
+            DRAW[name](t, str(out / name))
     return names

@@ -157,6 +157,7 @@ METHODS: dict[str, MethodSpec] = {
 
 ATTACKS: dict[str, AttackSpec] = {
     "ulira": AttackSpec("U-LiRA (per-example)", "#c0392b", ("attack_accuracy", "roc", "per_example_accuracy")),
+    "ulira_half_out": AttackSpec("U-LiRA, OUT fit on half the retrains", "#f1948a"),
     "ulira_offline": AttackSpec("U-LiRA offline", "#e67e22", ("roc",)),
     "ulira_fixed_variance": AttackSpec("U-LiRA fixed variance", "#8e44ad", ("roc",)),
     "population_gaussian": AttackSpec("population Gaussian", "#2980b9", ("attack_accuracy", "roc")),
@@ -176,6 +177,7 @@ FIGURES: dict[str, FigureSpec] = {
     "rates": FigureSpec("5. Rates of unlearning", needs_methods=True),
     "reach": FigureSpec("5. Rates of unlearning", needs_methods=True),
     "per_example_stop": FigureSpec("6. Per-example stopping", needs_method="per_example_stop"),
+    "privacy_utility": FigureSpec("7. Privacy and utility"),
 }
 
 

@@ -13,11 +13,9 @@ import pandas as pd
 import pyarrow.parquet as pq
 import yaml
 
-from umia import io, provenance, registry
+from umia import io, provenance, registry, verdict
 from umia.io import atomic_path
 from umia.plots import attack_label, attacks_in, method_colours, method_order
-
-CHANCE_TOLERANCE = 0.03  # the retrain control must sit within 0.5 +- this (its interval must cover 0.5 or lie inside)
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 70em; }
@@ -42,29 +40,8 @@ def _ci(row: pd.Series, col: str) -> str:
 
 
 def controls_verdict(summary: pd.DataFrame) -> list[tuple[bool, str]]:
-    """The two controls in words: retrain at chance, none attacked (U-LiRA at the LR threshold)."""
-    s = summary[summary["attack"] == "ulira"].set_index("method")
-    out = []
-    if "retrain" in s.index:  # every attack on the forget examples must sit at chance
-        for attack, r in (
-            summary[(summary["method"] == "retrain") & (summary["attack"] != "lira_retained")]
-            .set_index("attack")
-            .iterrows()
-        ):
-            ok = r["accuracy_ci_low"] - CHANCE_TOLERANCE <= 0.5 <= r["accuracy_ci_high"] + CHANCE_TOLERANCE
-            name = attack_label(attack)
-            out.append((bool(ok), f"retrain control: {name} accuracy {_ci(r, 'accuracy')} (should be at chance, 0.5)"))
-    if "none" in s.index:
-        r = s.loc["none"]
-        ok = r["accuracy_ci_low"] > 0.5 + CHANCE_TOLERANCE
-        out.append(
-            (
-                bool(ok),
-                f"none control: U-LiRA accuracy {_ci(r, 'accuracy')} (should be above chance by more than "
-                f"{CHANCE_TOLERANCE})",
-            )
-        )
-    return out
+    """The two controls in words (umia.verdict.controls)."""
+    return verdict.controls(summary)
 
 
 def _table(df: pd.DataFrame, colours: Mapping[str, str]) -> str:
@@ -142,9 +119,11 @@ def summary_page(
     jobs = json.loads(meta.get(io.PROVENANCE_KEY, b"[]").decode())
     n_models = int(config["n_models"])
     verdicts = controls_verdict(s)
+    warning = verdict.warning(s)
     parts = [
         f"<!doctype html><html><head><meta charset='utf-8'><title>umia: {html.escape(config['experiment'])}</title>",
         f"<style>{CSS}</style></head><body>",
+        *([f"<p class='bad'>Warning: {html.escape(warning)}.</p>"] if warning else []),
         f"<h1>umia experiment <code>{html.escape(config['experiment'])}</code></h1>",
         "<p>{ds}, network {net}, N = {n} original models (and {n} retrains, {n} unlearned models per method), "
         "{c} forget candidates ({mode}), {v} views. Each forget candidate is unlearned in about N/2 models and "
@@ -164,7 +143,7 @@ def summary_page(
         ],
         "</ul>",
     ]
-    if not all(ok for ok, _ in verdicts):
+    if not all(ok for ok, _ in verdicts) and not warning:
         parts.append("<p class='bad'>A control misbehaves: the results below are not trustworthy.</p>")
     parts += [
         "<h2>Summary</h2><p>Accuracy of each attack at its likelihood-ratio threshold (chance: 0.5) on the "

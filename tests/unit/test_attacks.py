@@ -14,9 +14,11 @@ import math
 
 import numpy as np
 import pytest
-from scipy.stats import norm
+from scipy.integrate import quad
+from scipy.stats import gamma, norm
 
 from umia import attacks as A
+from umia import challenge
 from umia.attacks import Trials, population_gaussian, population_loss, summarize, ulira
 
 
@@ -103,9 +105,10 @@ def test_fold_of_keeps_pairs_together():
 # --- U-LiRA: against a slow reference -------------------------------------------------------
 
 
-def _reference(s_in, s_out, is_in, is_out, n_folds, per_example=True):
-    """Loops over folds, examples and views, as the design states it. Each example needs >= 2
-    fitting samples per side here (the fallback for fewer is checked separately)."""
+def _reference(s_in, s_out, is_in, is_out, n_folds, per_example=True, out_all=True):
+    """Loops over folds, examples and views, as the design states it: the OUT fit on every
+    retrain of the other folds (``out_all``) or only on those with x not in D_i. Each example
+    needs >= 2 fitting samples per side here (the fallback for fewer is checked separately)."""
     c, n, v = s_in.shape
     folds = (np.arange(n) // 2) % n_folds
     out = np.full((c, n), np.nan)
@@ -116,7 +119,7 @@ def _reference(s_in, s_out, is_in, is_out, n_folds, per_example=True):
             llr = np.zeros(n)
             for k in range(v):
                 ins = np.concatenate([s_in[r, fit & is_in[r], k] for r in rows])
-                outs = np.concatenate([s_out[r, fit & is_out[r], k] for r in rows])
+                outs = np.concatenate([s_out[r, fit & (is_out[r] | out_all), k] for r in rows])
                 assert len(ins) >= 2 and len(outs) >= 2
                 mu_i, sd_i = ins.mean(), max(ins.std(ddof=0), A.SD_FLOOR)
                 mu_o, sd_o = outs.mean(), max(outs.std(ddof=0), A.SD_FLOOR)
@@ -147,6 +150,9 @@ def test_ulira_matches_reference(seed, n_folds):
     np.testing.assert_allclose(t.score, ref, rtol=0, atol=1e-8)
     assert np.array_equal(t.label, data[2])
     assert t.valid.all() and t.threshold == 0.0
+    half = A.ulira_half_out(*data, n_folds=n_folds)
+    np.testing.assert_allclose(half.score, _reference(*data, n_folds=n_folds, out_all=False), rtol=0, atol=1e-8)
+    assert not np.allclose(half.score, t.score)  # the two fits differ
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -157,9 +163,10 @@ def test_population_gaussian_matches_reference(seed):
 
 
 def _reference_variant(s_in, s_out, is_in, is_out, n_folds, mode):
-    """Loops, as the design states the two variants. offline: sum over views of
-    log Phi((x - mu_out) / sd_out) - log 1/2. fixed: per-example means, one sd per view from the
-    count-weighted within-example variances of both sides over all examples."""
+    """Loops, as the design states the two variants, OUT fit on every retrain of the other folds.
+    offline: sum over views of -log(2 Phi(-|x - mu_out| / sd_out)), minus the median of Gamma(V).
+    fixed: per-example means, one sd per view from the count-weighted within-example variances
+    of both sides over all examples."""
     c, n, v = s_in.shape
     folds = (np.arange(n) // 2) % n_folds
     out = np.full((c, n), np.nan)
@@ -169,7 +176,7 @@ def _reference_variant(s_in, s_out, is_in, is_out, n_folds, mode):
         for k in range(v):
             ss, cnt = 0.0, 0
             for e in range(c):
-                for side, mask in ((s_in[e, :, k], fit & is_in[e]), (s_out[e, :, k], fit & is_out[e])):
+                for side, mask in ((s_in[e, :, k], fit & is_in[e]), (s_out[e, :, k], fit)):
                     ss += ((side[mask] - side[mask].mean()) ** 2).sum()
                     cnt += mask.sum()
             sd_fixed.append(np.sqrt(ss / cnt))
@@ -177,14 +184,14 @@ def _reference_variant(s_in, s_out, is_in, is_out, n_folds, mode):
             for m in np.flatnonzero(folds == f):
                 total = 0.0
                 for k in range(v):
-                    ins, outs = s_in[e, fit & is_in[e], k], s_out[e, fit & is_out[e], k]
+                    ins, outs = s_in[e, fit & is_in[e], k], s_out[e, fit, k]
                     x = s_in[e, m, k] if is_in[e, m] else s_out[e, m, k]
                     if mode == "offline":
-                        total += norm.logcdf((x - outs.mean()) / outs.std()) - np.log(0.5)
+                        total += -np.log(2 * norm.cdf(-abs(x - outs.mean()) / outs.std()))
                     else:
                         sd = sd_fixed[k]
                         total += norm.logpdf(x, ins.mean(), sd) - norm.logpdf(x, outs.mean(), sd)
-                out[e, m] = total
+                out[e, m] = total - (gamma.median(v) if mode == "offline" else 0.0)
     return out
 
 
@@ -422,7 +429,14 @@ def test_run_controls_behave():
     summary, per_ex, roc = A.run(scores, member, methods=[], n_folds=4, loss_cv_folds=3)
     assert list(summary.columns) == A.SUMMARY_COLUMNS
     acc = summary.set_index(["method", "attack"]).accuracy
-    attacks = ("ulira", "ulira_offline", "ulira_fixed_variance", "population_gaussian", "population_loss")
+    attacks = (
+        "ulira",
+        "ulira_half_out",
+        "ulira_offline",
+        "ulira_fixed_variance",
+        "population_gaussian",
+        "population_loss",
+    )
     assert set(acc.index) == {(m, a) for m in ("none", "retrain") for a in (*attacks, "lira_retained")}
     s = summary.set_index(["method", "attack"])
     assert (s.accuracy_ci_low <= s.accuracy + 1e-9).all() and (s.accuracy <= s.accuracy_ci_high + 1e-9).all()
@@ -433,8 +447,12 @@ def test_run_controls_behave():
     assert (ul.n_trials == len(cand) * 8).all() and (ul.n_targets == 8).all()
     pe = per_ex[(per_ex.method == "none") & (per_ex.attack == "ulira")]
     assert np.array_equal(pe.example_id.to_numpy(), cand)
-    assert pe.epsilon.between(0, A.EPSILON_CAP).all()
+    assert pe.epsilon.between(0, challenge.CAP).all()
+    assert pe.epsilon_single_threshold.between(0, A.EPSILON_CAP).all()
     assert (pe.n_trials == 8).all()
+    # the forget score of a strong attack is low, of a chance one high (here n = 4 a side:
+    # buckets up to ceil(log 3) = 2)
+    assert s.forget_score["none", "ulira"] < s.forget_score["retrain", "ulira"]
 
 
 def test_run_on_threads_gives_the_tables_of_one_thread():
@@ -473,16 +491,35 @@ def test_population_loss_compares_within_classes():
 # --- variants, epsilon, bootstrap, ROC --------------------------------------------------------
 
 
+def _two_sided_auc(d: float) -> float:
+    """P(|Z_in| > |Z_out|) for Z_in ~ N(d, 1), Z_out ~ N(0, 1): the AUC of a test on |z|."""
+    tail = lambda a: norm.sf(a - d) + norm.cdf(-a - d)  # noqa: E731  P(|Z_in| > a)
+    return quad(lambda a: tail(a) * 2 * norm.pdf(a), 0, np.inf)[0]
+
+
 def test_offline_and_fixed_variance_recover_known_accuracy():
     """Equal unit variances everywhere: fixed variance is the Bayes rule, Phi(d/2). Offline
-    thresholds at the OUT median, so it predicts IN iff z > 0: accuracy (Phi(d) + 1/2) / 2."""
+    (two-sided) predicts IN iff |z| exceeds the OUT median of |z| (0.674): accuracy
+    (1/2 + P(|Z_in| > 0.674)) / 2, and its AUC is P(|Z_in| > |Z_out|)."""
     s_in, s_out, is_in, is_out = _gaussian_scores(3, d=1.0)
     fixed = A.ulira_fixed_variance(s_in, s_out, is_in, is_out)
     assert summarize(*fixed.flat())["accuracy"] == pytest.approx(norm.cdf(0.5), abs=0.018)
     off = A.ulira_offline(s_in, s_out, is_in, is_out)
-    assert summarize(*off.flat(), off.threshold)["accuracy"] == pytest.approx((norm.cdf(1.0) + 0.5) / 2, abs=0.018)
-    # offline is a monotone function of the z-score, so its AUC is the Gaussian AUC Phi(d / sqrt 2)
-    assert summarize(*off.flat())["auc"] == pytest.approx(norm.cdf(1 / math.sqrt(2)), abs=0.02)
+    q = norm.ppf(0.75)  # median of |Z|
+    p_in = norm.sf(q - 1.0) + norm.cdf(-q - 1.0)
+    assert summarize(*off.flat(), off.threshold)["accuracy"] == pytest.approx((0.5 + p_in) / 2, abs=0.018)
+    assert summarize(*off.flat())["auc"] == pytest.approx(_two_sided_auc(1.0), abs=0.02)
+
+
+def test_offline_catches_over_unlearning():
+    """Unlearning that pushes phi below the retrains' (IN mean d = -1.5) is caught as strongly as
+    one that leaves it above (d = +1.5): the test is two-sided, so both AUCs are
+    P(|Z_in| > |Z_out|) = 0.75, where a one-sided test would read Phi(-1.5 / sqrt 2) = 0.14 for the first."""
+    expected = _two_sided_auc(1.5)
+    for d in (-1.5, 1.5):
+        off = A.ulira_offline(*_gaussian_scores(5, d=d))
+        assert summarize(*off.flat())["auc"] == pytest.approx(expected, abs=0.02)
+    assert expected == pytest.approx(0.753, abs=0.001)
 
 
 def test_fixed_variance_pools_within_example_spread_only():
@@ -500,17 +537,17 @@ def test_epsilon_hand_made():
     FNR 3/4): log((1 - d - 3/4) / (1/4)) = log(1 - 4d) ~ 0."""
     label = np.array([[True] * 4 + [False] * 4])
     t = Trials(np.array([[5.0, 6, 7, 8, 1, 2, 3, 4]]), label, np.ones_like(label))
-    assert A.per_example_epsilon(t)[0] == A.EPSILON_CAP
+    assert A.single_threshold_epsilon(t)[0] == A.EPSILON_CAP
     t2 = Trials(np.array([[1.0, 3, 5, 7, 2, 4, 6, 8]]), label, np.ones_like(label))
-    assert A.per_example_epsilon(t2)[0] == pytest.approx(0.0, abs=1e-4)
+    assert A.single_threshold_epsilon(t2)[0] == pytest.approx(0.0, abs=1e-4)
 
 
 def test_epsilon_skips_thresholds_with_one_zero_error_rate():
     """IN on top, then a mix: the threshold above the single top IN trial has FPR 0 and FNR 3/4;
-    it bounds nothing and is skipped (the challenge's rule), so epsilon stays small."""
+    it bounds nothing and is skipped, so epsilon stays small."""
     label = np.array([[True, False, True, False, True, False, True, False]])
     t = Trials(np.array([[8.0, 7, 6, 5, 4, 3, 2, 1]]), label, np.ones_like(label))
-    assert A.per_example_epsilon(t)[0] < 1.0
+    assert A.single_threshold_epsilon(t)[0] < 1.0
 
 
 def test_epsilon_of_a_chance_attack_is_small():
@@ -520,12 +557,12 @@ def test_epsilon_of_a_chance_attack_is_small():
     label = np.zeros((2000, 32), bool)
     label[:, ::2] = True
     t = Trials(rng.standard_normal((2000, 32)), label, np.ones_like(label))
-    eps = A.per_example_epsilon(t)
+    eps = A.single_threshold_epsilon(t)
     assert np.median(eps) < 2.0 and (eps >= A.EPSILON_CAP).mean() < 0.01
 
 
 def test_epsilon_reference_loop():
-    """Vectorised epsilon against a loop over examples and thresholds (the challenge's rule)."""
+    """Vectorised single-threshold epsilon against a loop over examples and thresholds."""
     rng = np.random.default_rng(5)
     score = np.round(rng.standard_normal((6, 20)), 1)  # some ties
     label = rng.random((6, 20)) < 0.5
@@ -546,7 +583,7 @@ def test_epsilon_reference_loop():
                 e = min(max(np.log((1 - 1e-5 - fpr) / fnr), np.log((1 - 1e-5 - fnr) / fpr)), A.EPSILON_CAP)
             best = max(best, e)
         ref.append(best)
-    np.testing.assert_allclose(A.per_example_epsilon(t), ref, atol=1e-9)
+    np.testing.assert_allclose(A.single_threshold_epsilon(t), ref, atol=1e-9)
 
 
 def test_bootstrap_interval_covers_and_narrows():

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pytest
 
 import umia
-from umia import findings, io, plots, provenance, registry
+from umia import findings, io, plots, provenance, registry, verdict
 from umia.pipeline import rate_tables, retrain_moments
 from umia.report import controls_verdict, summary_page
 
@@ -129,9 +129,36 @@ def _tables(rng, methods=METHODS):
     return summary, per_ex, roc, examples, rates, reach
 
 
+def _utility(methods=METHODS):
+    rows = []
+    for i, m in enumerate(methods):
+        row = {"method": m, "n_models": 32}
+        for k, base in (("test", 0.9 - 0.01 * i), ("retain", 0.99), ("forget", 0.8)):
+            row |= {f"{k}_accuracy": base, f"{k}_accuracy_ci_low": base - 0.01, f"{k}_accuracy_ci_high": base + 0.01}
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _tuning():
+    return pd.DataFrame(
+        {
+            "method": ["finetune"] * 3,
+            "setting": [f"finetune@lr={lr}" for lr in (0.01, 0.1, 1.0)],
+            "test_accuracy": [0.9, 0.88, 0.7],
+            "ulira_accuracy": [0.62, 0.6, 0.55],
+            "population_loss_accuracy": [0.56, 0.52, 0.5],
+            "picked": [False, True, False],
+        }
+    )
+
+
 def _write(tmp_path, tables):
     summary, per_ex, roc, examples, rates, reach = tables
     paths = {}
+    paths["utility"] = str(tmp_path / "utility.csv")
+    _utility(pd.DataFrame(summary)["method"].unique()).to_csv(paths["utility"], index=False)
+    paths["tuning"] = str(tmp_path / "tuning.csv")
+    _tuning().to_csv(paths["tuning"], index=False)
     for name, df in (("per_example", per_ex), ("roc", roc), ("examples", examples), ("rates", rates), ("reach", reach)):
         paths[name] = str(tmp_path / f"{name}.parquet")
         df.to_parquet(paths[name])
@@ -148,6 +175,8 @@ def _figures(paths, out, **kw):
         examples=paths["examples"],
         rates_table=paths["rates"],
         reach_table=paths["reach"],
+        utility_table=paths["utility"],
+        tuning_table=paths["tuning"],
         out_dir=str(out),
         **kw,
     )
@@ -274,6 +303,26 @@ def test_controls_verdict():
     assert [ok for ok, _ in controls_verdict(good)] == [True, True]
     bad = pd.DataFrame([row("retrain", 0.6, 0.58, 0.62), row("none", 0.5, 0.48, 0.52)])
     assert [ok for ok, _ in controls_verdict(bad)] == [False, False]
+
+
+def test_uninformative_study_is_said_everywhere(tmp_path, capsys):
+    """none at chance: the verdict's warning names the cause, every figure carries it above its
+    title, the report page opens with it, and the terminal lines end with it."""
+    summary = pd.DataFrame(_tables(np.random.default_rng(1))[0])
+    none = (summary.method == "none") & (summary.attack == "ulira")
+    summary.loc[none, ["accuracy", "accuracy_ci_low", "accuracy_ci_high"]] = [0.505, 0.49, 0.52]
+    w = verdict.warning(summary)
+    assert w and "cannot tell anything" in w and "0.505 [0.490, 0.520]" in w and "more epochs" in w
+    assert verdict.warning(pd.DataFrame(_tables(np.random.default_rng(1))[0])) is None
+    fig = plots.plt.figure()
+    with plots.banner(w):
+        plots._save(fig, str(tmp_path / "f"))
+    assert any("WARNING: this study cannot tell anything" in t.get_text() for t in fig.texts)
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    lines = verdict.terminal(str(tmp_path / "summary.csv")).splitlines()
+    assert (
+        lines[0] == "controls:" and "FAILS  none control" in lines[-2] and lines[-1].startswith("umia: WARNING: this")
+    )
 
 
 def test_summary_page_shows_tables_and_provenance(tmp_path):

@@ -56,6 +56,7 @@ rule attacks:
         summary=f"{R}/tables/summary.csv",
         per_example=f"{R}/tables/per_example.parquet",
         roc=f"{R}/tables/roc.parquet",
+        utility=f"{R}/tables/utility.csv",
     params:
         methods=list(METHODS),
         n_folds=config["attacks"]["n_folds"],

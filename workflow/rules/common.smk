@@ -1,4 +1,5 @@
 # Validation and named input functions only; no heavy imports (every SLURM job re-parses this).
+import math
 import sys
 from pathlib import Path
 
@@ -13,6 +14,9 @@ from umia.config import (
     parse_method,
     resolve,
     task,
+    tuned,
+    tuning_grids,
+    tuning_seed,
 )
 
 try:  # resolved in place, so scripts see the defaults too (snakemake.config)
@@ -32,7 +36,6 @@ HASH = config_hash(config)
 TASK = task(config)  # "image" or "text" (umia.registry.DATASETS)
 TEXT = TASK == "text"  # a causal language model per shadow model
 METHODS = method_ids(config)  # name in paths and tables -> the config's entry
-SHARDS = range(config["n_models"] // config["shard_size"])
 KEEP = config["keep_checkpoints"]
 GPUS = 0 if config["device"] == "cpu" else 1  # model jobs ask the scheduler for a GPU unless device: cpu
 # threads of a model job; text on a CPU runs one: a small language model's matrices are too small
@@ -48,7 +51,22 @@ TRAJECTORY = f"{R}/trajectory/trajectory.parquet"  # not under scores/, which re
 EXAMPLES = f"{R}/plan/examples.parquet"
 RATES = f"{R}/tables/rates.parquet"
 REACH = f"{R}/tables/reach.parquet"
-STAGES = [("original", "none"), ("retrain", "retrain"), *(("unlearned", m) for m in METHODS)]
+# The tuning stage: every setting of the `tune` grids on tuning models of their own seed
+# (rules/tune.smk); the study's plain entries with a grid run at the setting tables/tuning.csv picks.
+TUNED = set(tuned(config))
+T = f"{R}/tuning"
+TUNING_TABLE = f"{R}/tables/tuning.csv"
+TUNE_SPECS = {plugins.method_id(s): s for specs in tuning_grids(config).values() for s in specs}
+TUNE_N = config["tuning"]["n_models"]
+# a scope: where a set of models lives, its seed and size, and its method entries (id -> entry)
+STUDY = dict(prefix=R, seed=config["seed"], n_models=config["n_models"], shard_size=config["shard_size"], specs=METHODS)
+TUNE = dict(
+    prefix=T,
+    seed=tuning_seed(config),
+    n_models=TUNE_N,
+    shard_size=math.gcd(TUNE_N, config["shard_size"]),
+    specs=TUNE_SPECS,
+)
 
 
 wildcard_constraints:
@@ -64,14 +82,14 @@ def task_args():
     return dict(network=config["network"], width=config["train"]["width"], views=config["views"])
 
 
-def shard_job(stage):
+def shard_job(stage, scope=STUDY):
     """The keyword arguments of a training job's script. Only what defines the results goes into
     params (a change reruns the job); where the job runs (device) the script reads from the config."""
     return dict(
         task=TASK,
         stage=stage,
-        shard_size=config["shard_size"],
-        seed=config["seed"],
+        shard_size=scope["shard_size"],
+        seed=scope["seed"],
         recipe=config["train"],
         config_hash=HASH,
         task_args=task_args(),
@@ -103,17 +121,20 @@ def network_source(wildcards=None):
     return plugin_sources(config["network"])
 
 
-def method_source(wildcards):
-    return plugin_sources(parse_method(METHODS[wildcards.method])[0], config["network"])
+def method_source(scope=STUDY):
+    def sources(wildcards):
+        return plugin_sources(parse_method(scope["specs"][wildcards.method])[0], config["network"])
+
+    return sources
 
 
-def model_outputs(stage, method, keep):
+def model_outputs(stage, method, keep, prefix=R):
     """A model job's outputs: its scores, the task's other tables, and its checkpoint when kept."""
-    out = dict(scores=f"{R}/shards/{stage}/{method}/shard-{{shard}}.parquet")
+    out = dict(scores=f"{prefix}/shards/{stage}/{method}/shard-{{shard}}.parquet")
     if TEXT:
-        out["lm_stats"] = f"{R}/shards/lmstats/{stage}/{method}/shard-{{shard}}.parquet"
+        out["lm_stats"] = f"{prefix}/shards/lmstats/{stage}/{method}/shard-{{shard}}.parquet"
     if keep:
-        out["ckpt"] = f"{R}/models/{stage}/{method}/shard-{{shard}}.pt"
+        out["ckpt"] = f"{prefix}/models/{stage}/{method}/shard-{{shard}}.pt"
     return out
 
 
@@ -122,21 +143,39 @@ def attempt_number(wildcards, attempt):
     return attempt
 
 
-def unlearn_params(wildcards):
-    spec = METHODS[wildcards.method]
-    name, _ = parse_method(spec)
-    return dict(
-        task=TASK,
-        method=wildcards.method,
-        method_name=name,
-        settings=method_settings(config, spec),
-        source=plugins.source_hash(name) if plugins.is_plugin(name) else None,  # an edit reruns it
-        rate_points=config["rates"]["points"],
-        shard_size=config["shard_size"],
-        seed=config["seed"],
-        config_hash=HASH,
-        task_args=task_args(),
-    )
+def unlearn_params(scope=STUDY):
+    """The keyword arguments of an unlearning job's script. A tuned entry of the study runs the
+    setting tables/tuning.csv picked (read when the job is scheduled: the file is its input)."""
+
+    def params(wildcards, input):
+        spec = scope["specs"][wildcards.method]
+        if scope is STUDY and spec in TUNED:
+            from umia.tuning import picked
+
+            spec = picked(input.tuning, spec)
+        name, _ = parse_method(spec)
+        return dict(
+            task=TASK,
+            method=wildcards.method,
+            method_name=name,
+            settings=method_settings(config, spec),
+            source=plugins.source_hash(name) if plugins.is_plugin(name) else None,  # an edit reruns it
+            rate_points=config["rates"]["points"],
+            shard_size=scope["shard_size"],
+            seed=scope["seed"],
+            config_hash=HASH,
+            task_args=task_args(),
+        )
+
+    return params
+
+
+def tuning_input(wildcards):
+    """A tuned entry's picked setting: tables/tuning.csv, the tuning checkpoint's output (its
+    mtime alone reruns nothing: only a changed pick, through the job's params, does)."""
+    if METHODS[wildcards.method] not in TUNED:
+        return []
+    return ancient(checkpoints.tune.get().output[0])
 
 
 def needs_retrain_scores(spec):
@@ -146,19 +185,29 @@ def needs_retrain_scores(spec):
     return registry.METHODS[name].needs_retrain_scores
 
 
-def retrain_scores(wildcards):
+def shards(scope):
+    return range(scope["n_models"] // scope["shard_size"])
+
+
+def retrain_scores(scope=STUDY):
     """The retrain models' scores, for the methods that stop on the retrain mean of each example."""
-    if not needs_retrain_scores(METHODS[wildcards.method]):
-        return []
-    return [f"{R}/shards/retrain/retrain/shard-{s:03d}.parquet" for s in SHARDS]
+
+    def files(wildcards):
+        if not needs_retrain_scores(scope["specs"][wildcards.method]):
+            return []
+        return [f"{scope['prefix']}/shards/retrain/retrain/shard-{s:03d}.parquet" for s in shards(scope)]
+
+    return files
 
 
-def shard_files(table, wildcards=None):
-    """Every shard file of ``table`` (scores, lm_stats, trajectory) of the current N and methods."""
+def shard_files(table, scope=STUDY):
+    """Every shard file of ``table`` (scores, lm_stats, trajectory) of the scope's N and methods."""
+    p, methods = scope["prefix"], scope["specs"]
     if table == "trajectory":
-        return [f"{R}/shards/trajectory/{m}/shard-{s:03d}.parquet" for m in METHODS for s in SHARDS]
+        return [f"{p}/shards/trajectory/{m}/shard-{s:03d}.parquet" for m in methods for s in shards(scope)]
     folder = "" if table == "scores" else "lmstats/"
-    return [f"{R}/shards/{folder}{st}/{m}/shard-{s:03d}.parquet" for st, m in STAGES for s in SHARDS]
+    stages = [("original", "none"), ("retrain", "retrain"), *(("unlearned", m) for m in methods)]
+    return [f"{p}/shards/{folder}{st}/{m}/shard-{s:03d}.parquet" for st, m in stages for s in shards(scope)]
 
 
 def hold_results_folder():
@@ -175,6 +224,16 @@ def release_results_folder():
         runlock.release(R)
 
 
+def print_verdict():
+    """The controls' verdict in the terminal at the end of a run (umia.verdict), when the run
+    made the summary."""
+    summary = Path(f"{R}/tables/summary.csv")
+    if workflow.is_main_process and summary.is_file():
+        from umia import verdict
+
+        print(verdict.terminal(str(summary)))
+
+
 def final_outputs():
     """Every output README.md lists as the contract, so a missing or removed one is rebuilt from
     what exists by a plain `snakemake`."""
@@ -185,9 +244,11 @@ def final_outputs():
         SCORES,
         *([LM_STATS] if TEXT else []),
         *([TRAJECTORY, RATES, REACH] if METHODS else []),
+        *([TUNING_TABLE] if TUNED else []),
         f"{R}/tables/summary.csv",
         f"{R}/tables/per_example.parquet",
         f"{R}/tables/roc.parquet",
+        f"{R}/tables/utility.csv",
         f"{R}/tables/findings.csv",
         f"{R}/report/summary.html",
         *[f"{R}/figures/{f}.{e}" for f in figure_names() for e in ("png", "pdf")],

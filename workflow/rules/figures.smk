@@ -56,6 +56,8 @@ rule figures:
         examples=EXAMPLES,
         rates=RATES if config["methods"] else [],
         reach=REACH if config["methods"] else [],
+        utility=f"{R}/tables/utility.csv",
+        tuning=TUNING_TABLE if TUNED else [],
     output:
         **figure_outputs(),
     log:

@@ -6,14 +6,15 @@ rule unlearn:
         data=DATA,
         candidates=CANDIDATES,
         originals=f"{R}/models/original/none/shard-{{shard}}.pt",
-        retrain_scores=retrain_scores,
+        retrain_scores=retrain_scores(),
         base=base_input(),
-        plugin=method_source,
+        plugin=method_source(),
+        tuning=tuning_input,
     output:
         **model_outputs("unlearned", "{method}", KEEP),
         trajectory=f"{R}/shards/trajectory/{{method}}/shard-{{shard}}.parquet",
     params:
-        job=unlearn_params,
+        job=unlearn_params(),
     threads: MODEL_THREADS
     resources:
         gpu=GPUS,

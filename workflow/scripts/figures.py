@@ -11,6 +11,8 @@ figures(
     examples=snakemake.input.examples,
     rates_table=snakemake.input.rates or None,
     reach_table=snakemake.input.reach or None,
+    utility_table=snakemake.input.utility,
+    tuning_table=snakemake.input.tuning or None,
     out_dir=str(Path(snakemake.output[0]).parent),
     names=snakemake.params.names,
     task=snakemake.params.task,

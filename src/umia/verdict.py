@@ -1,0 +1,84 @@
+"""The controls' verdict, in words, from the summary table alone: the retrain control must sit at
+chance and the none control must be attacked. When the none control is not attacked beyond
+noise the study cannot tell anything (every method "looks unlearned"); the terminal, the report's
+first line and every figure say so. Light (pandas only): the workflow's last step prints it."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from umia import registry
+
+CHANCE_TOLERANCE = 0.03  # the retrain control must sit within 0.5 +- this (its interval must cover 0.5 or lie inside)
+
+UNINFORMATIVE = (
+    "this study cannot tell anything: the per-example attack does not catch even the none control "
+    "(the originals; U-LiRA accuracy {acc}), so every method looks unlearned. Usually the models do not "
+    "memorise their training examples (train more epochs, regularise less: label smoothing, weight decay, "
+    "augmentation; or use a larger network), or there are too few models (raise n_models)"
+)
+
+
+def _fmt(x: float) -> str:
+    return "–" if pd.isna(x) else f"{x:.3f}"
+
+
+def _ci(row: pd.Series, col: str) -> str:
+    lo, hi = row.get(f"{col}_ci_low"), row.get(f"{col}_ci_high")
+    if lo is None or pd.isna(lo):
+        return _fmt(row[col])
+    return f"{_fmt(row[col])} [{_fmt(lo)}, {_fmt(hi)}]"
+
+
+def _label(attack: str) -> str:
+    spec = registry.ATTACKS.get(attack)
+    return spec.label if spec else attack
+
+
+def controls(summary: pd.DataFrame) -> list[tuple[bool, str]]:
+    """The two controls in words: every attack on the forget examples puts the retrain control at
+    chance; U-LiRA catches the none control (its interval's low end above chance + tolerance)."""
+    out = []
+    retrain = summary[(summary["method"] == "retrain") & (summary["attack"] != "lira_retained")]
+    for attack, r in retrain.set_index("attack").iterrows():
+        ok = r["accuracy_ci_low"] - CHANCE_TOLERANCE <= 0.5 <= r["accuracy_ci_high"] + CHANCE_TOLERANCE
+        out.append(
+            (bool(ok), f"retrain control: {_label(attack)} accuracy {_ci(r, 'accuracy')} (should be at chance, 0.5)")
+        )
+    none = summary[(summary["method"] == "none") & (summary["attack"] == "ulira")]
+    if len(none):
+        r = none.iloc[0]
+        out.append(
+            (
+                bool(informative(summary)),
+                f"none control: U-LiRA accuracy {_ci(r, 'accuracy')} (should be above chance by more than "
+                f"{CHANCE_TOLERANCE})",
+            )
+        )
+    return out
+
+
+def informative(summary: pd.DataFrame) -> bool:
+    """Whether U-LiRA catches the none control beyond noise (True where there is no such row)."""
+    none = summary[(summary["method"] == "none") & (summary["attack"] == "ulira")]
+    return not len(none) or bool(none.iloc[0]["accuracy_ci_low"] > 0.5 + CHANCE_TOLERANCE)
+
+
+def warning(summary: pd.DataFrame) -> str | None:
+    """The "cannot tell anything" sentence, or None when the study is informative."""
+    if informative(summary):
+        return None
+    r = summary[(summary["method"] == "none") & (summary["attack"] == "ulira")].iloc[0]
+    return UNINFORMATIVE.format(acc=_ci(r, "accuracy"))
+
+
+def terminal(summary_csv: str) -> str:
+    """What the run prints at its end: each control's verdict and, if it applies, the warning."""
+    s = pd.read_csv(summary_csv)
+    lines = [f"  {'holds' if ok else 'FAILS'}  {text}" for ok, text in controls(s)]
+    w = warning(s)
+    if w:
+        lines.append(f"umia: WARNING: {w}.")
+    elif not all(ok for ok, _ in controls(s)):
+        lines.append("umia: WARNING: a control misbehaves: the results are not trustworthy.")
+    return "controls:\n" + "\n".join(lines)
