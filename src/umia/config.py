@@ -422,6 +422,11 @@ def _check_tuning(cfg: Mapping, schema: Mapping, load_plugins: bool) -> None:
         raise ConfigError(
             f"config key 'tuning.n_models': {n} is odd; it must be even (membership is balanced over pairs)"
         )
+    if cfg["tune"] and cfg["tuning"]["rule"] == "challenge" and n < 8:
+        raise ConfigError(
+            f"config key 'tuning.n_models': {n} tuning models give the challenge's score {n // 2} per population, "
+            "too few for its epsilon buckets; raise it to at least 8"
+        )
 
 
 def _value(v: Any) -> str:

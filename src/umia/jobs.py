@@ -203,6 +203,7 @@ def unlearn_shard(
     1/rate_points of the run and at its end, into ``outputs["trajectory"]`` (the rates of unlearning).
     ``source`` (a plug-in's source hash) is there for the rule's rerun trigger only."""
     fn, spec, settings = methods.resolve(method_name, settings)
+    log.info("%s (%s) with settings %s", method, method_name, dict(sorted(settings.items())))
     t = tasks.build(
         task,
         data=data,

@@ -102,6 +102,52 @@ def summary_rows(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _utility_part(util: pd.DataFrame, colours: Mapping[str, str]) -> list[str]:
+    """Utility beside privacy, and the NeurIPS 2023 challenge's scores, one row per method."""
+    rows = pd.DataFrame(
+        {
+            "method": util["method"],
+            "test accuracy [95% CI]": [_ci(r, "test_accuracy") for _, r in util.iterrows()],
+            "retain accuracy": util["retain_accuracy"],
+            "forget accuracy [95% CI]": [_ci(r, "forget_accuracy") for _, r in util.iterrows()],
+            "test drop from the originals": util["test_drop"],
+            "challenge forget score": util["challenge_forget_score"],
+            "challenge score": util["challenge_score"],
+        }
+    )
+    return [
+        "<h2>Utility and the challenge's score</h2><p>Mean accuracy of each method's models on the test "
+        "split, on what they kept (D_i minus F_i) and on what they forgot (F_i), with 95% bootstrap intervals "
+        "over models; the NeurIPS 2023 unlearning challenge's forget score (its per-example epsilon of the "
+        "unlearned against the retrained models' confidences, bucketed) and its final score (times the retain "
+        "and test accuracy ratios to the retrains; higher is better). <code>tables/utility.csv</code>; the "
+        "forget score of each attack's statistic is in <code>tables/summary.csv</code>.</p>",
+        _table(rows, colours),
+    ]
+
+
+def _tuning_part(tuning: pd.DataFrame, colours: Mapping[str, str]) -> list[str]:
+    """The picked setting of each tuned method and what it was picked on."""
+    picked = tuning[tuning["picked"]]
+    rows = pd.DataFrame(
+        {
+            "method": picked["method"],
+            "picked setting": picked["setting"].str.partition("@")[2],
+            "of": [int((tuning["method"] == m).sum()) for m in picked["method"]],
+            "rule": picked["rule"],
+            "tuning test drop": picked["test_drop"],
+            "tuning population loss accuracy": picked["population_loss_accuracy"],
+            "tuning U-LiRA accuracy": picked["ulira_accuracy"],
+        }
+    )
+    return [
+        "<h2>Tuned settings</h2><p>Each tuned method ran at the setting its grid's rule picked on the tuning "
+        "models (their own seeds, never the targets above), among those within the utility guard; every "
+        "setting tried is in <code>tables/tuning.csv</code>.</p>",
+        _table(rows, colours),
+    ]
+
+
 def summary_page(
     *,
     summary: str,
@@ -111,6 +157,8 @@ def summary_page(
     out: str,
     workflow_dir: str | None = None,
     n_candidates: int | None = None,
+    utility: str | None = None,
+    tuning: str | None = None,
 ) -> None:
     s = pd.read_csv(summary)
     f = pd.read_csv(findings)
@@ -152,6 +200,8 @@ def summary_page(
         + ", ".join(attack_label(a) for a in dict.fromkeys(s["attack"]))
         + ". The full table, with AUC and TPR at 0.1% FPR, is <code>tables/summary.csv</code>.</p>",
         _table(summary_rows(s), colours),
+        *(_utility_part(pd.read_csv(utility), colours) if utility else []),
+        *(_tuning_part(pd.read_csv(tuning), colours) if tuning else []),
         "<h2>Findings</h2><p>Shares of forget examples whose per-example U-LiRA accuracy rose above the one on "
         "the originals (worse) or fell (better) by more than two standard errors of the two accuracies, and "
         "the share that rose at all (<code>_any</code>); the same for the retained examples' LiRA accuracy, "

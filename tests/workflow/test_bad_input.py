@@ -170,6 +170,11 @@ CONFIG_CASES = [
         "'scrub' is not an entry of methods (without @)",
     ),
     ("tuning guard negative", "tuning: {max_test_drop: -0.01}", "'tuning.max_test_drop': -0.01 out of range"),
+    (
+        "tuning by the challenge's score on too few models",
+        "tune: {finetune: {lr: [0.1]}}\ntuning: {rule: challenge, n_models: 4}",
+        "too few for its epsilon buckets; raise it to at least 8",
+    ),
     ("tuning rule unknown", "tuning: {rule: best}", "'tuning.rule': 'best' is not one of: population_loss"),
     ("plug-in with a built-in's name", f"methods: ['{PLUGINS}/bad.py:finetune']", "has the name of a built-in method"),
     ("plug-in network that does not exist", f"network: '{PLUGINS}/nets.py:NoNet'", "nets.py has no 'NoNet'"),

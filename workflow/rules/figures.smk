@@ -77,6 +77,8 @@ rule report_page:
         findings=f"{R}/tables/findings.csv",
         scores=SCORES,
         candidates=CANDIDATES,
+        utility=f"{R}/tables/utility.csv",
+        tuning=TUNING_TABLE if TUNED else [],
     output:
         report(
             f"{R}/report/summary.html",

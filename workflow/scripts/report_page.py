@@ -12,4 +12,6 @@ summary_page(
     out=snakemake.output[0],
     workflow_dir=snakemake.scriptdir,
     n_candidates=pq.read_metadata(snakemake.input.candidates).num_rows,
+    utility=snakemake.input.utility,
+    tuning=snakemake.input.tuning or None,
 )
