@@ -10,7 +10,9 @@
 #   GPU_JOBS=2                              model jobs sharing the GPU at once
 #   AIRBENCH=1                              first time airbench94 and our recipe on 25k halves
 #   REF_ARGS="--variant e12:epochs=12"      more arguments to airbench_ref.py (other recipes to time)
-#   WORKFLOW_LIMIT=480                      seconds Snakemake may run (a rerun resumes where it stopped)
+#   WORKFLOW_LIMIT=480                      seconds Snakemake may run (a rerun resumes where it stopped;
+#                                           past one call's 10 minutes, start this with setsid nohup
+#                                           in a copy of the checkout and read its OUT in later calls)
 set -euo pipefail
 cd "$(dirname "$0")/../.."  # the repository root
 STUDY=${STUDY:-config/studies/cifar10-gpu.yaml}
@@ -37,7 +39,12 @@ timeout "${WORKFLOW_LIMIT:-480}" snakemake --workflow-profile profiles/default "
 wall=$(( $(date +%s) - t0 ))
 echo "workflow wall time: $wall s (GPU_JOBS=$GPU_JOBS, $STUDY)" | tee -a "$log"
 python3 benchmarks/stage_times.py "$r" --wall "$wall" 2>&1 | tee -a "$log" || true
+if [ -d "$r/tuning/benchmarks" ]; then  # the tuning stage's own jobs (config `tune`)
+  echo "tuning stage:" | tee -a "$log"
+  python3 benchmarks/stage_times.py "$r/tuning" 2>&1 | tee -a "$log" || true
+fi
 snakemake --workflow-profile profiles/default "${cfg[@]}" --report "$r/report.html" >> "$OUT/snakemake.log" 2>&1 \
   && cp "$r/report.html" "$OUT/" || tail -20 "$OUT/snakemake.log"
-tar czf "$OUT/results.tar.gz" "$r/tables" "$r/figures" "$r/logs" "$r/benchmarks" "$r/report" 2>/dev/null || true
+tar czf "$OUT/results.tar.gz" "$r/tables" "$r/figures" "$r/logs" "$r/benchmarks" "$r/report" \
+  $(ls -d "$r/tuning/tables" "$r/tuning/logs" "$r/tuning/benchmarks" 2>/dev/null) 2>/dev/null || true
 cat "$r/tables/summary.csv" 2>/dev/null | cut -d, -f1-4 || true

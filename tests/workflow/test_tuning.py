@@ -49,7 +49,10 @@ def test_tuning_stage(tmp_path):
     # the pick is the rule's: the population loss accuracy closest to 0.5 among those in the guard
     summary = pd.read_csv(r / "tuning/tables/summary.csv")
     utility = pd.read_csv(r / "tuning/tables/utility.csv")
-    grids = {"finetune": ["finetune@lr=0.001", "finetune@lr=0.05"], "gradient_ascent": ["gradient_ascent@lr=5.0", "gradient_ascent@lr=0.001"]}
+    grids = {
+        "finetune": ["finetune@lr=0.001", "finetune@lr=0.05"],
+        "gradient_ascent": ["gradient_ascent@lr=5.0", "gradient_ascent@lr=0.001"],
+    }
     again = tuning.select(summary, utility, grids, "population_loss", 0.02)
     assert again.loc[again.picked, "setting"].tolist() == table.loc[table.picked, "setting"].tolist()
     assert table.query("method == 'gradient_ascent' and picked").setting.item() == "gradient_ascent@lr=0.001"

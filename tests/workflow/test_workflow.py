@@ -42,7 +42,7 @@ UNLEARN = [
 ]
 DIVERGED = "gradient_ascent@lr=5"
 METHODS = ["none", "retrain", *UNLEARN, DIVERGED]
-ATTACKS = ["ulira", "ulira_offline", "ulira_fixed_variance", "population_gaussian", "population_loss"]
+ATTACKS = ["ulira", "ulira_half_out", "ulira_offline", "ulira_fixed_variance", "population_gaussian", "population_loss"]
 ALL_ATTACKS = [*ATTACKS, "lira_retained"]
 N, C, N_POOL, N_TEST, VIEWS = 16, 120, 1347, 450, 2
 POINTS = 4  # rates.points: phi scored at 0, 1/4, 2/4, 3/4 of each unlearning run and at its end
@@ -56,6 +56,7 @@ FIGURES = [
     "rates",
     "reach",
     "per_example_stop",
+    "privacy_utility",
 ]
 
 
@@ -82,7 +83,14 @@ def test_outputs_follow_the_contract(tiny_run):
     assert len(per_ex) == len(METHODS) * (len(ATTACKS) * C + (N_POOL - C))
     # every model is a target once: each candidate (and each retained example) has N trials
     assert (per_ex[per_ex.attack.isin(["ulira", "lira_retained"])].n_trials == N).all()
-    assert per_ex[per_ex.attack == "ulira"].epsilon.between(0, 10).all()
+    assert per_ex[per_ex.attack == "ulira"].epsilon.between(0, 50).all()  # the challenge's cap
+    assert per_ex.epsilon_single_threshold.between(0, 10).all()
+    assert per_ex[per_ex.attack == "lira_retained"].epsilon.isna().all()  # the challenge's: candidates only
+    util = pd.read_csv(tiny_run / "tables/utility.csv").set_index("method")
+    assert set(util.index) == set(METHODS) and list(util.index[:2]) == ["none", "retrain"]
+    assert util.loc["none", "forget_accuracy"] > util.loc["retrain", "forget_accuracy"]  # the originals saw F_i
+    assert util.loc["none", "test_drop"] == 0 and util.loc["retrain", "test_ratio"] == 1
+    assert (summary.groupby("method").challenge_score.nunique() == 1).all()  # one per method
     roc = pd.read_parquet(tiny_run / "tables/roc.parquet")
     assert set(zip(roc.method, roc.attack, strict=True)) == {(m, a) for m in METHODS for a in ALL_ATTACKS}
 
