@@ -114,11 +114,15 @@ def select(
         if not len(ok):
             drops = g.test_drop.fillna(np.inf)
             best = g.loc[drops.idxmin()]
-            drop = "not measurable (every run diverged)" if not np.isfinite(drops.min()) else f"{best.test_drop:.3f}"
+            worst = (
+                f"the least harmful, {best.setting}, drops test accuracy by {best.test_drop:.3f}"
+                if np.isfinite(drops.min())
+                else "every setting's runs diverged (no test accuracy)"
+            )
             raise TuningError(
                 f"tune.{name}: every setting fails the utility guard (tuning.max_test_drop = {max_test_drop:g}): "
-                f"the least harmful, {best.setting}, drops test accuracy by {drop}; widen the grid toward gentler "
-                "settings (a smaller lr, fewer epochs) or raise tuning.max_test_drop"
+                f"{worst}; widen the grid toward gentler settings (a smaller lr, fewer epochs) or raise "
+                "tuning.max_test_drop"
             )
         g["picked"] = False
         g.loc[ok.criterion.idxmin(), "picked"] = True  # idxmin: the first of equals

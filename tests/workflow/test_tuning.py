@@ -1,6 +1,7 @@
 """The tuning stage end to end on digits: a grid whose every setting breaks the utility guard
 stops the run with one line and loses nothing; widening it reruns only the new setting, the pick
-is the rule's on the tuning tables, and the study runs it; the report and figures carry it."""
+is the rule's on the tuning tables, and the study runs it; the report and figures carry it; each
+of the other two rules then picks from the same tuning models, and the study follows."""
 
 from __future__ import annotations
 
@@ -70,3 +71,18 @@ def test_tuning_stage(tmp_path):
     # 3. nothing changed: nothing reruns
     idle = snakemake("--configfile", str(tmp_path / "run.yaml"), "-n")
     assert "Nothing to be done" in idle.stdout + idle.stderr
+
+    # 4. another rule: no tuning model is recomputed, the pick is that rule's, the study follows it
+    for rule in ("forget_accuracy", "challenge"):
+        cfg = yaml.safe_load((tmp_path / "run.yaml").read_text())
+        cfg["tuning"]["rule"] = rule
+        (tmp_path / "run.yaml").write_text(yaml.safe_dump(cfg))
+        proc = snakemake("--configfile", str(tmp_path / "run.yaml"))
+        assert _jobs(proc, "tune") == 1 and _jobs(proc, "tune_unlearn") == 0 and _jobs(proc, "train_original") == 0
+        table = pd.read_csv(r / "tables/tuning.csv")
+        expected = tuning.select(summary, utility, grids, rule, 0.02)
+        assert table.loc[table.picked, "setting"].tolist() == expected.loc[expected.picked, "setting"].tolist(), rule
+        assert (table.rule == rule).all()
+        for m in ("finetune", "gradient_ascent"):
+            lr = tuning.picked(str(r / "tables/tuning.csv"), m).split("lr=")[1]
+            assert f"'lr': {lr}" in (r / f"logs/unlearn/{m}-shard-000.log").read_text(), (rule, m, lr)

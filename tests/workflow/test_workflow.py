@@ -83,8 +83,11 @@ def test_outputs_follow_the_contract(tiny_run):
     assert len(per_ex) == len(METHODS) * (len(ATTACKS) * C + (N_POOL - C))
     # every model is a target once: each candidate (and each retained example) has N trials
     assert (per_ex[per_ex.attack.isin(["ulira", "lira_retained"])].n_trials == N).all()
-    assert per_ex[per_ex.attack == "ulira"].epsilon.between(0, 50).all()  # the challenge's cap
-    assert per_ex.epsilon_single_threshold.between(0, 10).all()
+    clean = per_ex[(per_ex.attack == "ulira") & (per_ex.method != DIVERGED)]
+    assert clean.epsilon.between(0, 50).all()  # the challenge's cap
+    assert per_ex[(per_ex.attack == "ulira") & (per_ex.method == DIVERGED)].epsilon.isna().all()  # no finite trial
+    both_sides = per_ex[per_ex.attack.isin(["ulira", "lira_retained"])]  # the loss attack's trials are IN only
+    assert both_sides.epsilon_single_threshold.between(0, 10).all()
     assert per_ex[per_ex.attack == "lira_retained"].epsilon.isna().all()  # the challenge's: candidates only
     util = pd.read_csv(tiny_run / "tables/utility.csv").set_index("method")
     assert set(util.index) == set(METHODS) and list(util.index[:2]) == ["none", "retrain"]
