@@ -27,7 +27,7 @@ def _run(tmp: Path, grid_extra: dict | None = None, check: bool = True):
 
 
 def _jobs(proc, rule: str) -> int:
-    return len(re.findall(rf"^localrule {rule}:$", proc.stdout + proc.stderr, flags=re.M))
+    return len(re.findall(rf"^local(?:rule|checkpoint) {rule}:$", proc.stdout + proc.stderr, flags=re.M))
 
 
 def test_tuning_stage(tmp_path):
