@@ -30,6 +30,14 @@ def _jobs(proc, rule: str) -> int:
     return len(re.findall(rf"^local(?:rule|checkpoint) {rule}:$", proc.stdout + proc.stderr, flags=re.M))
 
 
+def _ran_pick(r: Path, method: str) -> bool:
+    """The study's job for a tuned method ran the setting tables/tuning.csv picked: its log is
+    named by the pick and states the pick's learning rate."""
+    pick = tuning.picked(str(r / "tables/tuning.csv"), method)
+    log = r / f"logs/unlearn/{method}-tuned-{pick}-shard-000.log"
+    return log.exists() and f"'lr': {pick.split('lr=')[1]}" in log.read_text()
+
+
 def test_tuning_stage(tmp_path):
     r = tmp_path / "results/tiny_tune"
     # 1. gradient ascent at lr 5 diverges: nothing passes the guard, the run stops with one line
@@ -58,9 +66,7 @@ def test_tuning_stage(tmp_path):
     assert again.loc[again.picked, "setting"].tolist() == table.loc[table.picked, "setting"].tolist()
     assert table.query("method == 'gradient_ascent' and picked").setting.item() == "gradient_ascent@lr=0.001"
     for m in ("finetune", "gradient_ascent"):
-        lr = tuning.picked(str(r / "tables/tuning.csv"), m).split("lr=")[1]
-        log = (r / f"logs/unlearn/{m}-shard-000.log").read_text()
-        assert f"'lr': {lr}" in log, (m, lr)  # the study ran the picked setting
+        assert _ran_pick(r, m)  # the study ran the picked setting
     page = (r / "report/summary.html").read_text()
     assert "Tuned settings" in page and "lr=0.001" in page and "challenge score" in page
     assert (r / "figures/privacy_utility.png").stat().st_size > 5000
@@ -84,5 +90,7 @@ def test_tuning_stage(tmp_path):
         assert table.loc[table.picked, "setting"].tolist() == expected.loc[expected.picked, "setting"].tolist(), rule
         assert (table.rule == rule).all()
         for m in ("finetune", "gradient_ascent"):
-            lr = tuning.picked(str(r / "tables/tuning.csv"), m).split("lr=")[1]
-            assert f"'lr': {lr}" in (r / f"logs/unlearn/{m}-shard-000.log").read_text(), (rule, m, lr)
+            assert _ran_pick(r, m), rule
+        # the scores of each tuned method are those of its pick's models, under the method's name
+        scores = pd.read_parquet(r / "scores", columns=["method"]).method.unique().tolist()
+        assert {"finetune", "gradient_ascent"} <= set(scores) and not any("tuned" in m for m in scores)

@@ -72,6 +72,7 @@ TUNE = dict(
 wildcard_constraints:
     shard=r"\d+",
     method=r"[A-Za-z0-9_@=.,+-]+",
+    setting=r"[A-Za-z0-9_@=.,+-]+",
 
 
 def task_args():
@@ -143,16 +144,13 @@ def attempt_number(wildcards, attempt):
     return attempt
 
 
-def unlearn_params(scope=STUDY):
-    """The keyword arguments of an unlearning job's script. A tuned entry of the study runs the
-    setting tables/tuning.csv picked (read when the job is scheduled: the file is its input)."""
+def unlearn_params(scope=STUDY, tuned=False):
+    """The keyword arguments of an unlearning job's script. A tuned entry of the study (``tuned``)
+    runs the setting its path names (``{setting}``: the one tables/tuning.csv picked), under the
+    entry's name in the tables."""
 
-    def params(wildcards, input):
-        spec = scope["specs"][wildcards.method]
-        if scope is STUDY and spec in TUNED:
-            from umia.tuning import picked
-
-            spec = picked(input.tuning, spec)
+    def params(wildcards):
+        spec = TUNE_SPECS[wildcards.setting] if tuned else scope["specs"][wildcards.method]
         name, _ = parse_method(spec)
         return dict(
             task=TASK,
@@ -170,12 +168,17 @@ def unlearn_params(scope=STUDY):
     return params
 
 
-def tuning_input(wildcards):
-    """A tuned entry's picked setting: tables/tuning.csv, the tuning checkpoint's output (its
-    mtime alone reruns nothing: only a changed pick, through the job's params, does)."""
-    if METHODS[wildcards.method] not in TUNED:
-        return []
-    return ancient(checkpoints.tune.get().output[0])
+def study_dir(method):
+    """Where a study method's shard files live below shards/<stage>/: its id, and for a tuned
+    entry also its picked setting (``<entry>/tuned-<setting id>``), read from tables/tuning.csv,
+    the tuning checkpoint's output. A new pick is a new path, so its models are made; a pick
+    unchanged keeps its files, and a pick gone back to an earlier one finds them again."""
+    if METHODS[method] not in TUNED:
+        return method
+    from umia.tuning import picked
+
+    spec = picked(checkpoints.tune.get().output[0], METHODS[method])
+    return f"{method}/tuned-{plugins.method_id(spec)}"
 
 
 def needs_retrain_scores(spec):
@@ -201,13 +204,19 @@ def retrain_scores(scope=STUDY):
 
 
 def shard_files(table, scope=STUDY):
-    """Every shard file of ``table`` (scores, lm_stats, trajectory) of the scope's N and methods."""
-    p, methods = scope["prefix"], scope["specs"]
-    if table == "trajectory":
-        return [f"{p}/shards/trajectory/{m}/shard-{s:03d}.parquet" for m in methods for s in shards(scope)]
-    folder = "" if table == "scores" else "lmstats/"
-    stages = [("original", "none"), ("retrain", "retrain"), *(("unlearned", m) for m in methods)]
-    return [f"{p}/shards/{folder}{st}/{m}/shard-{s:03d}.parquet" for st, m in stages for s in shards(scope)]
+    """Every shard file of ``table`` (scores, lm_stats, trajectory) of the scope's N and methods:
+    an input function (the study's tuned entries' paths wait for the tuning checkpoint)."""
+
+    def files(wildcards):
+        p = scope["prefix"]
+        methods = [study_dir(m) if scope is STUDY else m for m in scope["specs"]]
+        if table == "trajectory":
+            return [f"{p}/shards/trajectory/{m}/shard-{s:03d}.parquet" for m in methods for s in shards(scope)]
+        folder = "" if table == "scores" else "lmstats/"
+        stages = [("original", "none"), ("retrain", "retrain"), *(("unlearned", m) for m in methods)]
+        return [f"{p}/shards/{folder}{st}/{m}/shard-{s:03d}.parquet" for st, m in stages for s in shards(scope)]
+
+    return files
 
 
 def hold_results_folder():
