@@ -84,9 +84,8 @@ def main() -> None:
     for k, v in parts.items():
         print(f"{k:<62} {v:7.2f}")
     print(f"{'start-up in all (the parts above)':<62} {sum(parts.values()):7.2f}")
-    print(
-        f"steady model: training {steady:.2f} s, scoring {steady_score:.2f} s; all models: {[round(x, 2) for x in times]}"
-    )
+    every = [round(x, 2) for x in times]
+    print(f"steady model: training {steady:.2f} s, scoring {steady_score:.2f} s; all models: {every}")
     print(torch.cuda.get_device_name(), torch.__version__)
 
 
