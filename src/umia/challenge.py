@@ -17,7 +17,14 @@ is the population with the larger median. Over two families of decision rules it
 A threshold where both error rates are 0 gives eps = inf (perfect separation); one where exactly
 one is 0 bounds nothing and is dropped; rates are float32 means, as there. When the smaller range
 is under 1% of the larger the example gets the cap outright ("peaky"). eps is clipped to
-[0, 50]. Where every threshold is dropped the scorer stops with an assertion; we give 0.
+[0, 50]. Where every threshold is dropped the scorer stops with an assertion; we give 0. (The
+published scorer's ``assert thr_eps`` on an array would stop on every example with more than one
+threshold left; its known answers come from a copy with that line fixed.) The single-threshold
+grid is float32, as ``torch.linspace`` makes it there. Rates are ``count / n`` in float32: the
+scorer's ``torch.mean`` on a GPU computes ``sum * (1/n)``, which for some n that are not powers of
+two (41, 47, ...) misses 1.0 for "all" and so drops perfectly separating thresholds; the
+challenge's n = 512 and the known answers' 32 are not affected, and we do not copy the artefact.
+Populations may differ in size here (the scorer's tiling needs equal ones).
 
 Only the rates at the thresholds matter, and they change only where a threshold crosses a value,
 so instead of counting every value against every one of the ~160,000 thresholds we find, per
@@ -45,6 +52,7 @@ CAP = 50.0
 PER_UNIT = 100  # thresholds per unit of the statistic
 BUFFER = 2.0  # the double-threshold rule's search margin
 N_LEFT = math.ceil(2 * BUFFER * PER_UNIT)  # left thresholds per right threshold (400)
+SINGLE_GRID_MAX = 4_000_000  # single-threshold grids up to this many points are made as the scorer makes them
 
 
 @functools.lru_cache(maxsize=256)
@@ -101,6 +109,22 @@ def _cells(values: np.ndarray, le: np.ndarray, num: int) -> np.ndarray:
     return np.concatenate([first, inner, last], axis=1)
 
 
+def _single_grid_le(u: np.ndarray, lo: float, hi: float, num: int) -> np.ndarray:
+    """How many of the single-threshold rule's thresholds are <= each of ``u`` (K,). The scorer
+    makes them with ``torch.linspace`` of the float64 range, whose default dtype is float32: the
+    thresholds are float32 values, compared with the float64 statistics; so are ours. Past
+    ``SINGLE_GRID_MAX`` thresholds (a statistic spread over 40,000 units) they are not
+    materialised and the float64 grid stands in (a value within float32 rounding of a threshold
+    may then count on the other side)."""
+    if num > SINGLE_GRID_MAX:
+        return _grid_le(u, np.array([lo]), np.array([hi]), num)[0]
+    import torch  # the scorer's own grid (torch is a dependency; imported on first use)
+
+    grid = torch.linspace(torch.tensor(lo, dtype=torch.float64), torch.tensor(hi, dtype=torch.float64), num)
+    grid = np.sort(grid.numpy().astype(np.float64))
+    return np.searchsorted(grid, u, side="right")
+
+
 def _single(p: np.ndarray, q: np.ndarray, table: np.ndarray) -> float:
     """Best epsilon of the rule ``x >= t`` (positive p, negative q, both sorted)."""
     lo, hi = min(p[0], q[0]), max(p[-1], q[-1])
@@ -108,7 +132,7 @@ def _single(p: np.ndarray, q: np.ndarray, table: np.ndarray) -> float:
     if num == 0:
         return -np.inf
     u = np.unique(np.concatenate([p, q]))
-    le = _grid_le(u, np.array([lo]), np.array([hi]), num)  # (1, K)
+    le = _single_grid_le(u, lo, hi, num)[None, :]  # (1, K)
     has = _cells(u, le, num)[0]  # (K + 1,)
     # a threshold in the gap below u[m] predicts positive for every value >= u[m]
     ge_p = len(p) - np.r_[0, _counts_le(p, u)]  # values >= a threshold in gap m, (K + 1,)

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from umia import challenge as C
 
@@ -44,7 +45,9 @@ def _literal(pos, neg, delta=1e-5, cap=50.0):
 
     rates = [(inside(p).mean(0), (1 - inside(p)).mean(0), inside(q).mean(0), (1 - inside(q)).mean(0))]
     both = np.concatenate([pos, neg])
-    th = np.linspace(both.min(), both.max(), math.ceil(np.ptp(both) * 100))
+    # torch.linspace's default dtype: the scorer's single thresholds are float32
+    th = torch.linspace(torch.tensor(both.min()), torch.tensor(both.max()), math.ceil(np.ptp(both) * 100))
+    th = th.numpy().astype(np.float64)
 
     def above(c):
         return (c[:, None] >= th[None]).astype(np.float32)
@@ -78,6 +81,14 @@ def test_epsilon_matches_a_literal_count_of_every_threshold(seed):
         elif trial % 4 == 3:
             pos, neg = np.round(pos, 2), np.round(neg, 2)
         assert C.epsilon(pos, neg) == pytest.approx(_literal(pos, neg), abs=1e-6), (seed, trial)
+
+
+def test_single_thresholds_are_float32_as_the_scorer_makes_them():
+    """A retrained value (6.03) sits on a float64 grid point but just below the float32 one
+    (6.0300002): the scorer's rule does not count it, so epsilon is about log 2, not log 3 (the
+    scorer, run on these inputs: 0.6931272)."""
+    u, r = np.array([6.02, 8.6, 5.59, 6.0]), np.array([6.03, 5.76, 9.06, 7.04])
+    assert C.epsilons(u[:, None], r[:, None])[0] == pytest.approx(0.6931272, abs=1e-6)
 
 
 def test_epsilon_hand_made():
