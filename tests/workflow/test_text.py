@@ -38,6 +38,7 @@ UNLEARN = ["gradient_ascent", "npo", "ssd"]  # ssd: the example plug-in (example
 METHODS = ["none", "retrain", *UNLEARN]
 ATTACKS = [
     "ulira",
+    "ulira_half_out",
     "ulira_offline",
     "ulira_fixed_variance",
     "population_gaussian",
@@ -55,6 +56,7 @@ FIGURES = [
     "retained_change",
     "rates",
     "reach",
+    "privacy_utility",
 ]
 
 POS = "great wonderful moving brilliant charming superb lovely gripping clever delightful".split()
