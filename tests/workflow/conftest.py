@@ -25,10 +25,11 @@ def plugin_entries(files: dict[str, Path]) -> list[str]:
     return [f"{files['ssd']}:ssd", f"{files['adam_ascent']}:adam_ascent"]
 
 
-def snakemake(*args: str, cwd: Path = ROOT, check: bool = True) -> subprocess.CompletedProcess:
-    """Run Snakemake on the repository's workflow, as a user would from its root."""
+def snakemake(*args: str, cwd: Path = ROOT, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run Snakemake on the repository's workflow, as a user would from its root (``env``: its
+    environment, default this one's)."""
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise AssertionError(f"snakemake failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc

@@ -3,7 +3,7 @@ import math
 import sys
 from pathlib import Path
 
-from umia import plugins, registry, runlock
+from umia import gpus, plugins, registry, runlock
 from umia.config import (
     ConfigError,
     config_hash,
@@ -67,6 +67,21 @@ TUNE = dict(
     shard_size=math.gcd(TUNE_N, config["shard_size"]),
     specs=TUNE_SPECS,
 )
+
+
+def place_gpu_jobs():
+    """A local run (no cluster executor: no --jobs) spreads its model jobs over the visible GPUs,
+    ``jobs_per_gpu`` at a time on each (umia.gpus); with no GPU they take turns. A ``gpu`` the user
+    gave in --resources caps the jobs at once instead. Cluster jobs get their GPU from the scheduler."""
+    if not workflow.is_main_process or workflow.resource_settings.nodes is not None or not GPUS:
+        return
+    found = gpus.visible()
+    slots = gpus.export(found, config["jobs_per_gpu"]) if found else 1
+    if "gpu" not in workflow.global_resources:
+        workflow.register_resource("gpu", slots)
+
+
+place_gpu_jobs()
 
 
 wildcard_constraints:

@@ -1,7 +1,11 @@
+from umia import gpus
 from umia.logs import setup_logging
-from umia.tasks.text import pretrain
 
 setup_logging(snakemake.log[0])
+gpus.claim()  # a slot of a GPU of its own in a local run, before CUDA starts
+
+from umia.tasks.text import pretrain  # noqa: E402  (torch after the slot's CUDA_VISIBLE_DEVICES)
+
 pretrain(
     corpus=snakemake.input.data,
     out=snakemake.output[0],

@@ -1,9 +1,13 @@
+from umia import gpus
 from umia.faults import maybe_fail
-from umia.jobs import train_shard
 from umia.logs import setup_logging
 
 setup_logging(snakemake.log[0])
+gpus.claim()  # a slot of a GPU of its own in a local run, before CUDA starts
 maybe_fail(snakemake.rule, dict(snakemake.wildcards.items()), snakemake.resources.umia_attempt)
+
+from umia.jobs import train_shard  # noqa: E402  (torch after the slot's CUDA_VISIBLE_DEVICES)
+
 train_shard(
     data=snakemake.input.data,
     candidates=snakemake.input.candidates,
