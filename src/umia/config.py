@@ -210,6 +210,11 @@ def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict
         raise ConfigError(
             f"config key 'n_models': {n} is not a multiple of shard_size={k}; choose n_models = m * shard_size"
         )
+    u = cfg["unlearn_shard_size"]
+    if u is not None and u % k:
+        raise ConfigError(
+            f"config key 'unlearn_shard_size': {u} is not a multiple of shard_size={k}; choose a multiple, or null"
+        )
     ds = cfg["dataset"]
     if text and ds["path"] is None:
         raise ConfigError(
@@ -461,6 +466,12 @@ def tuning_seed(config: Mapping) -> int:
 def method_ids(config: Mapping) -> dict[str, str]:
     """Each method entry's name in paths and tables (umia.plugins.method_id) -> the entry."""
     return {plugins.method_id(spec): spec for spec in config["methods"]}
+
+
+def unlearn_shard_size(config: Mapping) -> int:
+    """Models per unlearning job: ``unlearn_shard_size`` (or shard_size), at most n_models (their
+    greatest common divisor, a multiple of shard_size)."""
+    return math.gcd(config["n_models"], config["unlearn_shard_size"] or config["shard_size"])
 
 
 def config_hash(config: Mapping) -> str:

@@ -180,7 +180,7 @@ def unlearn_shard(
     task: str,
     data: str,
     candidates: str,
-    originals: str,
+    originals: str | Sequence[str],
     outputs: Mapping[str, str | None],
     method: str,
     method_name: str,
@@ -197,7 +197,8 @@ def unlearn_shard(
     source: str | None = None,
 ) -> None:
     """Apply one unlearning method (``method_name``: a registry name or a plug-in; ``method``: the
-    entry's name in tables, overrides included) to each original of a shard
+    entry's name in tables, overrides included) to each original of a shard (read from the
+    checkpoints ``originals``: the training shards it spans)
     (U_i = m(O_i, F_i, D_i minus F_i)), score the unlearned models, and write their tables and,
     if asked, checkpoints. The forget examples' phi is also scored before unlearning, at every
     1/rate_points of the run and at its end, into ``outputs["trajectory"]`` (the rates of unlearning).
@@ -213,9 +214,12 @@ def unlearn_shard(
         threads=threads,
         **(task_args or {}),
     )
-    states, meta = load_models(originals, t.device)
-    if meta["config_hash"] != config_hash:
-        raise io.TableError(f"{originals}: written by another config; use a new experiment name")
+    states = {}
+    for path in [originals] if isinstance(originals, str) else originals:  # the training shards it spans
+        found, meta = load_models(path, t.device)
+        if meta["config_hash"] != config_hash:
+            raise io.TableError(f"{path}: written by another config; use a new experiment name")
+        states.update(found)
     target_all = None
     if spec.needs_retrain_scores:
         if not retrain_scores:

@@ -138,6 +138,24 @@ def test_shard_multiple_message_names_shard_size(raw_config, schema):
     assert "shard_size" in _error(raw_config, schema)
 
 
+def test_unlearn_shard_size_must_be_a_multiple_of_shard_size(raw_config, schema):
+    raw_config.update(n_models=32, shard_size=8, unlearn_shard_size=12)
+    assert _error(raw_config, schema) == (
+        "config key 'unlearn_shard_size': 12 is not a multiple of shard_size=8; choose a multiple, or null"
+    )
+
+
+@pytest.mark.parametrize(("size", "n", "jobs_of"), [(None, 32, 8), (16, 32, 16), (64, 32, 32), (64, 96, 32)])
+def test_unlearn_jobs_hold_the_gcd_of_unlearn_shard_size_and_n(raw_config, schema, size, n, jobs_of):
+    raw_config.update(n_models=n, shard_size=8, unlearn_shard_size=size)
+    assert C.unlearn_shard_size(resolve(raw_config, schema)) == jobs_of
+
+
+def test_unlearn_shard_size_is_a_speed_key(raw_config, schema):
+    base = config_hash(resolve(raw_config, schema))
+    assert config_hash(resolve({**raw_config, "unlearn_shard_size": 32, "jobs_per_gpu": 5}, schema)) == base
+
+
 def test_stack_needs_fastcnn(raw_config, schema):
     raw_config["train"] = {**raw_config.get("train", {}), "stack": 4}
     with pytest.raises(ConfigError, match="'train.stack': stacking models needs network: fastcnn, not 'mlp'"):

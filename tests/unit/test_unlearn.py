@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.unit.conftest import DIGITS_RECIPE
 from umia import io, methods, plan, plugins, registry
 from umia.jobs import finish_trajectory, load_models, retrain_means, trajectory_frame, unlearn_shard
 from umia.methods import Context, Probe, builtin, steps_of
@@ -567,6 +568,36 @@ def test_unlearn_shard_writes_scores_trajectory_and_checkpoint(digits_originals,
     _unlearn_job(o, again, "neggrad_plus@lr=0.05", "neggrad_plus", NEGGRAD)
     pd.testing.assert_frame_equal(io.read_table(again["trajectory"], io.TRAJECTORY, "digits-h").to_pandas(), traj)
     pd.testing.assert_frame_equal(io.read_table(again["scores"], io.SCORES, "digits-h").to_pandas(), scores)
+
+
+def test_an_unlearning_job_over_two_training_shards_gives_the_same_models(digits_originals, tmp_path):
+    """unlearn_shard_size = 2 x shard_size: one job reads both training shards' checkpoints; each
+    model comes out as the job of its own training shard makes it (seeds are per model)."""
+    from umia.jobs import train_shard
+
+    o = digits_originals
+    second = {"scores": str(tmp_path / "original-1.parquet"), "ckpt": str(tmp_path / "original-1.pt")}
+    job = {**o["job"], "shard": 1}
+    train_shard(
+        task="image", data=o["data"], candidates=o["candidates"], outputs=second, stage="original",
+        recipe=DIGITS_RECIPE, **job,
+    )  # fmt: skip
+    both = {k: str(tmp_path / f"both.{k}") for k in ("scores", "trajectory")}
+    unlearn_shard(
+        task="image", data=o["data"], candidates=o["candidates"], originals=[o["ckpt"], second["ckpt"]],
+        outputs=both, method="neggrad_plus", method_name="neggrad_plus", settings=NEGGRAD, rate_points=4,
+        **{**o["job"], "shard_size": 4},
+    )  # fmt: skip
+    alone = {}
+    for shard, ckpt in ((0, o["ckpt"]), (1, second["ckpt"])):
+        out = {k: str(tmp_path / f"alone-{shard}.{k}") for k in ("scores", "trajectory")}
+        _unlearn_job({**o, "ckpt": ckpt}, out, "neggrad_plus", "neggrad_plus", NEGGRAD, shard=shard)
+        alone[shard] = out
+    for table, schema in (("scores", io.SCORES), ("trajectory", io.TRAJECTORY)):
+        got = io.read_table(both[table], schema, "digits-h").to_pandas()
+        assert sorted(got["model_id"].unique()) == [0, 1, 2, 3]
+        want = pd.concat([io.read_table(alone[s][table], schema, "digits-h").to_pandas() for s in (0, 1)])
+        pd.testing.assert_frame_equal(got, want.reset_index(drop=True))
 
 
 PLUGIN = """

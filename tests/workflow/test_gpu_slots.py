@@ -1,9 +1,11 @@
 """A local run spreads its model jobs over the GPUs a scheduler made visible, with the default
-profile and no flag: two fake GPUs (CUDA_VISIBLE_DEVICES on a CPU machine), one job each."""
+profile and no flag: two fake GPUs (CUDA_VISIBLE_DEVICES on a CPU machine), one job each; and an
+unlearning job spans training shards (unlearn_shard_size)."""
 
 import os
 import re
 
+import pyarrow.parquet as pq
 import yaml
 
 from tests.workflow.conftest import TINY, snakemake
@@ -18,6 +20,7 @@ def test_model_jobs_spread_over_the_visible_gpus(tmp_path):
         "jobs_per_gpu": 1,
         "n_models": 4,
         "shard_size": 2,
+        "unlearn_shard_size": 4,  # one unlearning job reads both training shards' originals
         "candidates": {"mode": "random", "size": 60},
         "methods": ["finetune"],
         "attacks": {"n_folds": 2},
@@ -28,9 +31,9 @@ def test_model_jobs_spread_over_the_visible_gpus(tmp_path):
         f"{r}/shards/{st}/{m}/shard-{s:03d}.parquet"
         for st, m in [("original", "none"), ("retrain", "retrain")]
         for s in range(2)
-    ]
-    # as SLURM sets it for a job's two GPUs; the originals' jobs are slowed so that they overlap
-    slow = "train_original/000:3,train_original/001:3"
+    ] + [f"{r}/shards/unlearned/finetune/shard-000.parquet"]
+    # as SLURM sets it for a job's two GPUs; the training jobs are slowed so that they overlap
+    slow = ",".join(f"{rule}/{s:03d}:3" for rule in ("train_original", "train_retrain") for s in range(2))
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "3,5", "UMIA_SLOW": slow}
     args = [
         "--workflow-profile",
@@ -44,14 +47,20 @@ def test_model_jobs_spread_over_the_visible_gpus(tmp_path):
     proc = snakemake(*targets, *args, env=env)
     # the scheduler was told two GPU slots: two model jobs at once, not one (the old profile) nor all
     assert re.search(r'Provided resources:.*\bgpu(=|", )2\b', proc.stdout + proc.stderr)
-    placed = {}
+    spans = []  # (start, end, GPU) of each training job
     for log in sorted((r / "logs/train").glob("*.log")):
-        found = re.findall(r"running on GPU (\S+) \(CUDA_VISIBLE_DEVICES=(\S+)\), slot 1 of 1", log.read_text())
-        assert len(found) == 1, log
-        gpu, visible = found[0]
-        assert gpu == visible
-        placed[log.name] = gpu
-    assert len(placed) == 4
-    # the two originals' jobs ran at once, on both GPUs; no job ran on a GPU the scheduler did not give
-    assert {placed["original-shard-000.log"], placed["original-shard-001.log"]} == {"3", "5"}
-    assert set(placed.values()) <= {"3", "5"}
+        text = log.read_text()
+        found = re.findall(r"running on GPU (\S+) \(CUDA_VISIBLE_DEVICES=(\S+)\), slot 1 of 1", text)
+        assert len(found) == 1 and found[0][0] == found[0][1], log
+        stamps = re.findall(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) ", text, re.M)
+        spans.append((stamps[0], stamps[-1], found[0][0]))
+    assert len(spans) == 4
+    # both GPUs got jobs, and none ran on a GPU the scheduler did not give
+    assert {gpu for *_, gpu in spans} == {"3", "5"}
+    # jobs that ran at the same time ran on different GPUs (one slot each)
+    overlapping = [(a, b) for i, a in enumerate(spans) for b in spans[i + 1 :] if a[0] < b[1] and b[0] < a[1]]
+    assert overlapping, "the slowed jobs never overlapped"
+    assert all(a[2] != b[2] for a, b in overlapping)
+    assert re.search(r"running on GPU [35] ", (r / "logs/unlearn/finetune-shard-000.log").read_text())
+    unlearned = pq.read_table(f"{r}/shards/unlearned/finetune/shard-000.parquet", columns=["model_id"])
+    assert sorted(set(unlearned["model_id"].to_pylist())) == [0, 1, 2, 3]

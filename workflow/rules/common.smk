@@ -17,6 +17,7 @@ from umia.config import (
     tuned,
     tuning_grids,
     tuning_seed,
+    unlearn_shard_size,
 )
 
 try:  # resolved in place, so scripts see the defaults too (snakemake.config)
@@ -59,12 +60,21 @@ TUNING_TABLE = f"{R}/tables/tuning.csv"
 TUNE_SPECS = {plugins.method_id(s): s for specs in tuning_grids(config).values() for s in specs}
 TUNE_N = config["tuning"]["n_models"]
 # a scope: where a set of models lives, its seed and size, and its method entries (id -> entry)
-STUDY = dict(prefix=R, seed=config["seed"], n_models=config["n_models"], shard_size=config["shard_size"], specs=METHODS)
+UNLEARN_K = unlearn_shard_size(config)  # models per unlearning job, a multiple of shard_size
+STUDY = dict(
+    prefix=R,
+    seed=config["seed"],
+    n_models=config["n_models"],
+    shard_size=config["shard_size"],
+    unlearn_shard_size=UNLEARN_K,
+    specs=METHODS,
+)
 TUNE = dict(
     prefix=T,
     seed=tuning_seed(config),
     n_models=TUNE_N,
     shard_size=math.gcd(TUNE_N, config["shard_size"]),
+    unlearn_shard_size=math.gcd(TUNE_N, UNLEARN_K),
     specs=TUNE_SPECS,
 )
 
@@ -174,13 +184,24 @@ def unlearn_params(scope=STUDY, tuned=False):
             settings=method_settings(config, spec),
             source=plugins.source_hash(name) if plugins.is_plugin(name) else None,  # an edit reruns it
             rate_points=config["rates"]["points"],
-            shard_size=scope["shard_size"],
+            shard_size=scope["unlearn_shard_size"],
             seed=scope["seed"],
             config_hash=HASH,
             task_args=task_args(),
         )
 
     return params
+
+
+def originals(scope=STUDY):
+    """The originals' checkpoints an unlearning job reads: the training shards its models are in."""
+
+    def files(wildcards):
+        per = scope["unlearn_shard_size"] // scope["shard_size"]
+        first = int(wildcards.shard) * per
+        return [f"{scope['prefix']}/models/original/none/shard-{s:03d}.pt" for s in range(first, first + per)]
+
+    return files
 
 
 def study_dir(method):
@@ -203,8 +224,9 @@ def needs_retrain_scores(spec):
     return registry.METHODS[name].needs_retrain_scores
 
 
-def shards(scope):
-    return range(scope["n_models"] // scope["shard_size"])
+def shards(scope, unlearning=False):
+    """The shard numbers of the scope's training jobs, or of its unlearning jobs."""
+    return range(scope["n_models"] // scope["unlearn_shard_size" if unlearning else "shard_size"])
 
 
 def retrain_scores(scope=STUDY):
@@ -226,10 +248,11 @@ def shard_files(table, scope=STUDY):
         p = scope["prefix"]
         methods = [study_dir(m) if scope is STUDY else m for m in scope["specs"]]
         if table == "trajectory":
-            return [f"{p}/shards/trajectory/{m}/shard-{s:03d}.parquet" for m in methods for s in shards(scope)]
+            return [f"{p}/shards/trajectory/{m}/shard-{s:03d}.parquet" for m in methods for s in shards(scope, True)]
         folder = "" if table == "scores" else "lmstats/"
-        stages = [("original", "none"), ("retrain", "retrain"), *(("unlearned", m) for m in methods)]
-        return [f"{p}/shards/{folder}{st}/{m}/shard-{s:03d}.parquet" for st, m in stages for s in shards(scope)]
+        stages = [("original", "none", False), ("retrain", "retrain", False)]
+        stages += [("unlearned", m, True) for m in methods]
+        return [f"{p}/shards/{folder}{st}/{m}/shard-{s:03d}.parquet" for st, m, u in stages for s in shards(scope, u)]
 
     return files
 

@@ -44,7 +44,7 @@ use rule unlearn as tune_unlearn with:
     input:
         data=DATA,
         candidates=CANDIDATES,
-        originals=f"{T}/models/original/none/shard-{{shard}}.pt",
+        originals=originals(TUNE),
         retrain_scores=retrain_scores(TUNE),
         base=base_input(),
         plugin=method_source(TUNE),

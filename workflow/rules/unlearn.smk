@@ -1,11 +1,11 @@
-# U_i = m(O_i, F_i, D_i minus F_i) for each configured method m, K models per job.
+# U_i = m(O_i, F_i, D_i minus F_i) for each configured method m, unlearn_shard_size models per job.
 
 
 rule unlearn:
     input:
         data=DATA,
         candidates=CANDIDATES,
-        originals=f"{R}/models/original/none/shard-{{shard}}.pt",
+        originals=originals(),
         retrain_scores=retrain_scores(),
         base=base_input(),
         plugin=method_source(),

@@ -11,7 +11,7 @@ from umia.jobs import unlearn_shard  # noqa: E402  (torch after the slot's CUDA_
 unlearn_shard(
     data=snakemake.input.data,
     candidates=snakemake.input.candidates,
-    originals=snakemake.input.originals,
+    originals=list(snakemake.input.originals),
     outputs=dict(snakemake.output.items()),
     retrain_scores=list(snakemake.input.retrain_scores),
     shard=int(snakemake.wildcards.shard),
