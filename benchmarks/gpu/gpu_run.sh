@@ -7,7 +7,9 @@
 #
 #   STUDY=config/studies/cifar10-gpu.yaml   the overlay on config/cifar10.yaml (default: the reduced
 #                                           study of the fast-GPU issue, N=32, 3 methods + controls)
-#   GPU_JOBS=2                              model jobs sharing the GPU at once
+#   STUDY=                                  (empty) config/cifar10.yaml as shipped, only dataset.path set
+#   GPU_JOBS=2                              cap the model jobs at once (--resources gpu=2); unset: the
+#                                           default profile's own placement (jobs_per_gpu a GPU)
 #   AIRBENCH=1                              first time airbench94 and our recipe on 25k halves
 #   REF_ARGS="--variant e12:epochs=12"      more arguments to airbench_ref.py (other recipes to time)
 #   WORKFLOW_LIMIT=480                      seconds Snakemake may run (a rerun resumes where it stopped;
@@ -15,8 +17,8 @@
 #                                           in a copy of the checkout and read its OUT in later calls)
 set -euo pipefail
 cd "$(dirname "$0")/../.."  # the repository root
-STUDY=${STUDY:-config/studies/cifar10-gpu.yaml}
-GPU_JOBS=${GPU_JOBS:-2}
+STUDY=${STUDY-config/studies/cifar10-gpu.yaml}
+GPU_JOBS=${GPU_JOBS:-}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 # one pip call: a second --target --upgrade would replace the first one's bin/ (snakemake)
@@ -30,14 +32,16 @@ python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchv
 if [ -n "${AIRBENCH:-}" ]; then
   python3 benchmarks/airbench_ref.py --data /root/cifar10.npz --repeats "${REPEATS:-4}" ${REF_ARGS:-} 2>&1 | grep -v INFO | tee -a "$log"
 fi
-cfg=(--configfile config/cifar10.yaml "$STUDY" --config "dataset={path: /root/cifar10.npz}")
-r=$(python3 -c "import yaml,sys; c={**yaml.safe_load(open('config/cifar10.yaml')), **yaml.safe_load(open('$STUDY'))}; print(c.get('results_dir','results') + '/' + c['experiment'])")
+cfg=(--configfile config/cifar10.yaml $STUDY --config "dataset={path: /root/cifar10.npz}")
+r=$(python3 -c "import yaml,sys; c={**yaml.safe_load(open('config/cifar10.yaml')), **(yaml.safe_load(open('$STUDY')) if '$STUDY' else {})}; print(c.get('results_dir','results') + '/' + c['experiment'])")
+cap=(); [ -n "$GPU_JOBS" ] && cap=(--resources gpu="$GPU_JOBS")
 t0=$(date +%s)
 # stop Snakemake in time for the tables to come back (a rerun resumes where it stopped)
-timeout "${WORKFLOW_LIMIT:-480}" snakemake --workflow-profile profiles/default "${cfg[@]}" --resources gpu="$GPU_JOBS" \
+timeout "${WORKFLOW_LIMIT:-480}" snakemake --workflow-profile profiles/default "${cfg[@]}" "${cap[@]}" \
   > "$OUT/snakemake.log" 2>&1 || { echo "snakemake stopped or failed:"; tail -40 "$OUT/snakemake.log"; }
 wall=$(( $(date +%s) - t0 ))
-echo "workflow wall time: $wall s (GPU_JOBS=$GPU_JOBS, $STUDY)" | tee -a "$log"
+echo "workflow wall time: $wall s (GPU_JOBS=${GPU_JOBS:-default profile}, ${STUDY:-config/cifar10.yaml as shipped})" | tee -a "$log"
+grep -h "running on GPU" "$r"/logs/*/*.log "$r"/tuning/logs/*/*.log 2>/dev/null | sed 's/.*running on //' | sort | uniq -c | tee -a "$log" || true
 python3 benchmarks/stage_times.py "$r" --wall "$wall" 2>&1 | tee -a "$log" || true
 if [ -d "$r/tuning/benchmarks" ]; then  # the tuning stage's own jobs (config `tune`)
   echo "tuning stage:" | tee -a "$log"
