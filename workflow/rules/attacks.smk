@@ -1,6 +1,7 @@
 rule gather:
     input:
-        shard_files("scores"),
+        shard_files("scores", part="trained"),
+        shard_files("scores", part="unlearned"),
     output:
         SCORES,
     params:

@@ -240,18 +240,22 @@ def retrain_scores(scope=STUDY):
     return files
 
 
-def shard_files(table, scope=STUDY):
-    """Every shard file of ``table`` (scores, lm_stats, trajectory) of the scope's N and methods:
-    an input function (the study's tuned entries' paths wait for the tuning checkpoint)."""
+def shard_files(table, scope=STUDY, part="all"):
+    """Every shard file of ``table`` (scores, lm_stats, trajectory) of the scope's N and methods,
+    as an input function; ``part`` "trained" (the originals' and retrains') or "unlearned" for
+    half of them. A rule lists the two halves as two inputs, so the trainings are scheduled at once
+    while the study's tuned entries' paths wait for the tuning checkpoint."""
 
     def files(wildcards):
         p = scope["prefix"]
-        methods = [study_dir(m) if scope is STUDY else m for m in scope["specs"]]
+        stages = []
+        if part in ("all", "trained") and table != "trajectory":
+            stages += [("original", "none", False), ("retrain", "retrain", False)]
+        if part in ("all", "unlearned"):
+            stages += [("unlearned", study_dir(m) if scope is STUDY else m, True) for m in scope["specs"]]
         if table == "trajectory":
-            return [f"{p}/shards/trajectory/{m}/shard-{s:03d}.parquet" for m in methods for s in shards(scope, True)]
+            return [f"{p}/shards/trajectory/{m}/shard-{s:03d}.parquet" for _, m, u in stages for s in shards(scope, u)]
         folder = "" if table == "scores" else "lmstats/"
-        stages = [("original", "none", False), ("retrain", "retrain", False)]
-        stages += [("unlearned", m, True) for m in methods]
         return [f"{p}/shards/{folder}{st}/{m}/shard-{s:03d}.parquet" for st, m, u in stages for s in shards(scope, u)]
 
     return files

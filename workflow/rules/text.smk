@@ -26,7 +26,8 @@ rule pretrain_base:
 
 rule gather_lm_stats:
     input:
-        shard_files("lm_stats"),
+        shard_files("lm_stats", part="trained"),
+        shard_files("lm_stats", part="unlearned"),
     output:
         LM_STATS,
     params:

@@ -18,6 +18,8 @@ use rule membership as tune_membership with:
 
 
 use rule train_original as tune_train_original with:
+    # first: the study's unlearning waits for the pick; the study's trainings fill the other slots
+    priority: 1
     output:
         **model_outputs("original", "none", True, T),
     params:
@@ -29,6 +31,7 @@ use rule train_original as tune_train_original with:
 
 
 use rule train_retrain as tune_train_retrain with:
+    priority: 1
     output:
         # the tuning retrains' checkpoints are never needed again: scores only
         **model_outputs("retrain", "retrain", False, T),
@@ -41,6 +44,7 @@ use rule train_retrain as tune_train_retrain with:
 
 
 use rule unlearn as tune_unlearn with:
+    priority: 1
     input:
         data=DATA,
         candidates=CANDIDATES,
