@@ -584,6 +584,7 @@ def run(
     lm_stats: pd.DataFrame | pa.Table | None = None,
     threads: int = 0,
     utility_ratio: Mapping[str, float] | None = None,
+    attack_epsilons: bool = True,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Every attack on every method (controls included), the methods on up to ``threads``
     threads (0: one a CPU core). Returns (summary, per_example, roc).
@@ -599,7 +600,10 @@ def run(
     Every row carries the challenge's forget score of the attack's per-example epsilons
     (``forget_score``) and of its own input (``challenge_forget_score``: phi of the method's models
     against the retrains', umia.challenge), and, with ``utility_ratio`` (method -> retain ratio x
-    test ratio, umia.utility), the final scores ``score`` and ``challenge_score``.
+    test ratio, umia.utility), the final scores ``score`` and ``challenge_score``. Without
+    ``attack_epsilons`` the attacks' challenge epsilons (about 1 ms an example and attack, most of
+    the time here) are left NaN, and with them ``epsilon``, ``forget_score`` and ``score``: the
+    tuning stage, which reads none of them, runs so; the challenge's own test is always computed.
     """
     n_models = int(membership["model_id"].max()) + 1
     n_pool = int(membership["example_id"].max()) + 1
@@ -654,7 +658,8 @@ def run(
         for name, t in results.items():
             # the challenge's epsilon costs about 1 ms an example: on the candidates, not on the
             # thousands of retained examples (lira_retained keeps the single-threshold one only)
-            eps = challenge_epsilon(t) if name != "lira_retained" else np.full(len(examples[name]), np.nan)
+            on = attack_epsilons and name != "lira_retained"
+            eps = challenge_epsilon(t) if on else np.full(len(examples[name]), np.nan)
             eps_single = single_threshold_epsilon(t)
             rows.append(
                 {

@@ -158,11 +158,13 @@ def attack_tables(
     config_hash: str,
     lm_stats: str | None = None,
     threads: int = 0,
+    attack_epsilons: bool = True,
 ) -> pd.DataFrame:
     """Every attack from the score table (and, for text, the LM statistics table: the population
     zlib-ratio and Min-K% attacks) into the summary, per-example and ROC tables, and the models'
     accuracies into the utility table (umia.utility) whose ratios make the challenge's final
-    scores; the methods run on up to ``threads`` threads (0: one a core)."""
+    scores; the methods run on up to ``threads`` threads (0: one a core). ``attack_epsilons``:
+    see umia.attacks.run."""
     s = io.read_table(scores, io.SCORES, config_hash, columns=[*attacks.SCORE_COLUMNS, "correct"])
     m = io.read_table(membership, io.MEMBERSHIP, config_hash).to_pandas()
     lm = None if lm_stats is None else io.read_table(lm_stats, io.LM_STATS, config_hash, columns=attacks.LM_COLUMNS)
@@ -179,6 +181,7 @@ def attack_tables(
         lm_stats=lm,
         threads=threads,
         utility_ratio=ratio,
+        attack_epsilons=attack_epsilons,
     )
     first = summary.drop_duplicates("method").set_index("method")
     util["challenge_forget_score"] = util.method.map(first.challenge_forget_score)

@@ -473,6 +473,23 @@ def test_run_on_threads_gives_the_tables_of_one_thread():
         pd.testing.assert_frame_equal(a, b)
 
 
+def test_run_without_attack_epsilons_changes_only_the_epsilon_columns():
+    """The tuning stage's attacks: the attacks' challenge epsilons (and what is made of them) NaN,
+    every other number, the challenge's own test included, as with them."""
+    import pandas as pd
+
+    scores, member, _ = _tables()
+    full = A.run(scores, member, methods=[], n_folds=4, loss_cv_folds=3, n_bootstrap=20)
+    fast = A.run(scores, member, methods=[], n_folds=4, loss_cv_folds=3, n_bootstrap=20, attack_epsilons=False)
+    skipped = ["epsilon_median", "forget_score", "score"]
+    assert full[0][skipped[:2]].notna().any().all() and fast[0][skipped].isna().all().all()  # score: no ratio here
+    pd.testing.assert_frame_equal(full[0].drop(columns=skipped), fast[0].drop(columns=skipped))
+    assert fast[0].challenge_forget_score.notna().all()
+    assert fast[1].epsilon.isna().all() and full[1].epsilon.notna().any()
+    pd.testing.assert_frame_equal(full[1].drop(columns="epsilon"), fast[1].drop(columns="epsilon"))
+    pd.testing.assert_frame_equal(full[2], fast[2])
+
+
 def test_population_loss_compares_within_classes():
     """Forget examples are compared with test examples of their own classes only: test examples
     of classes 5-9 (no candidate has them) carry huge losses; if they entered the comparison the
