@@ -102,13 +102,14 @@ def claim(poll: float = 0.5, environ: dict | None = None) -> Slot | None:
     waited = False
     while True:
         for slot in order:
-            f = open(Path(folder) / f"gpu-{slot.gpu.replace('/', '_')}-slot-{slot.index}.lock", "w")
+            f = open(Path(folder) / f"gpu-{slot.gpu.replace('/', '_')}-slot-{slot.index}.lock", "a")
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 f.close()
                 continue
-            f.write(f"{os.getpid()}\n")
+            f.truncate(0)
+            f.write(f"{os.getpid()}\n")  # the holder, for a user who looks
             f.flush()
             _held.append(f)
             _claimed.append(slot)

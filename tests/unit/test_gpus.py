@@ -70,7 +70,7 @@ def test_a_job_of_another_slurm_allocation_is_left_to_its_scheduler(tmp_path):
 
 
 def test_export_sets_the_spec_and_counts_the_slots(tmp_path, monkeypatch):
-    monkeypatch.delenv(gpus.ENV, raising=False)
+    monkeypatch.setenv(gpus.ENV, "")  # set, so that the test's own change is undone after it
     monkeypatch.delenv("SLURM_JOB_ID", raising=False)
     assert gpus.export(["0", "1", "2"], 3, tmp_path) == 9
     import os

@@ -64,3 +64,14 @@ def test_model_jobs_spread_over_the_visible_gpus(tmp_path):
     assert re.search(r"running on GPU [35] ", (r / "logs/unlearn/finetune-shard-000.log").read_text())
     unlearned = pq.read_table(f"{r}/shards/unlearned/finetune/shard-000.parquet", columns=["model_id"])
     assert sorted(set(unlearned["model_id"].to_pylist())) == [0, 1, 2, 3]
+
+
+def test_a_run_given_jobs_leaves_the_gpus_to_its_scheduler(tmp_path):
+    """--jobs is how Snakemake knows a cluster run: no slots, no cap, and one line saying so."""
+    cfg = {"results_dir": str(tmp_path), "experiment": "jobs", "device": "auto", "methods": ["finetune"]}
+    (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(cfg))
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "3,5"}
+    args = ["-n", "--workflow-profile", "profiles/default", "--jobs", "2", "--configfile", str(tmp_path / "jobs.yaml")]
+    proc = snakemake(*args, env=env)
+    assert "umia: --jobs given: a cluster run, whose scheduler gives each model job its GPU" in proc.stderr
+    assert not re.search(r"Provided resources:.*\bgpu\b", proc.stdout + proc.stderr)

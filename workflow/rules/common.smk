@@ -1,5 +1,6 @@
 # Validation and named input functions only; no heavy imports (every SLURM job re-parses this).
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -83,11 +84,27 @@ def place_gpu_jobs():
     """A local run (no cluster executor: no --jobs) spreads its model jobs over the visible GPUs,
     ``jobs_per_gpu`` at a time on each (umia.gpus); with no GPU they take turns. A ``gpu`` the user
     gave in --resources caps the jobs at once instead. Cluster jobs get their GPU from the scheduler."""
-    if not workflow.is_main_process or workflow.resource_settings.nodes is not None or not GPUS:
+    if not workflow.is_main_process:
+        return
+    os.environ.pop(gpus.ENV, None)  # slots are this run's to hand out, not an outer run's
+    if not GPUS:
+        return
+    if workflow.resource_settings.nodes is not None:  # cluster executors always have --jobs
+        print(
+            "umia: --jobs given: a cluster run, whose scheduler gives each model job its GPU "
+            "(to spread a local run over this machine's GPUs, use --cores, not --jobs)",
+            file=sys.stderr,
+        )
         return
     found = gpus.visible()
-    slots = gpus.export(found, config["jobs_per_gpu"]) if found else 1
-    if "gpu" not in workflow.global_resources:
+    capped = "gpu" in workflow.global_resources
+    per = config["jobs_per_gpu"]
+    if found and capped:  # a cap above the slots: enough slots for it
+        per = max(per, -(-int(workflow.global_resources["gpu"].value) // len(found)))
+    if found and "CUDA_VISIBLE_DEVICES" not in os.environ:
+        os.environ.setdefault("CUDA_DEVICE_ORDER", "PCI_BUS_ID")  # nvidia-smi's numbering, in every job
+    slots = gpus.export(found, per) if found else 1
+    if not capped:
         workflow.register_resource("gpu", slots)
 
 
@@ -242,8 +259,8 @@ def retrain_scores(scope=STUDY):
 
 def shard_files(table, scope=STUDY, part="all"):
     """Every shard file of ``table`` (scores, lm_stats, trajectory) of the scope's N and methods,
-    as an input function; ``part`` "trained" (the originals' and retrains') or "unlearned" for
-    half of them. A rule lists the two halves as two inputs, so the trainings are scheduled at once
+    as an input function; ``part`` "trained" (the originals' and retrains', a plain list) or
+    "unlearned" for half of them. A rule lists the two halves as two inputs, so the trainings are scheduled at once
     while the study's tuned entries' paths wait for the tuning checkpoint."""
 
     def files(wildcards):
@@ -258,7 +275,9 @@ def shard_files(table, scope=STUDY, part="all"):
         folder = "" if table == "scores" else "lmstats/"
         return [f"{p}/shards/{folder}{st}/{m}/shard-{s:03d}.parquet" for st, m, u in stages for s in shards(scope, u)]
 
-    return files
+    # the trained half needs no checkpoint: a plain list (an input function after the unlearned
+    # half's would reset the rule's "waits for the tuning checkpoint" flag in Snakemake)
+    return files(None) if part == "trained" else files
 
 
 def hold_results_folder():
