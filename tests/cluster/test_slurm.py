@@ -52,7 +52,10 @@ def test_slurm_plugin_profile_survives_sigterm_and_a_time_limit_and_matches_loca
 
     watcher = threading.Thread(target=sigterm_a_job_with_a_finished_model, daemon=True)
     watcher.start()
-    env = {**os.environ, "UMIA_SLOW": "unlearn/gradient_ascent/001:25,train_original/000:3,train_original/001:3"}
+    # 40 s after each model: the 2-minute limit's SIGTERM falls in the third model's wait, which ends
+    # well before SLURM's SIGKILL (limit + KillWait 30 s); at 25 s a quick start finished all four
+    # models inside the limit (108 s), and nothing was stopped
+    env = {**os.environ, "UMIA_SLOW": "unlearn/gradient_ascent/001:40,train_original/000:3,train_original/001:3"}
     cmd = snakemake_cmd(
         results, "--workflow-profile", str(prof), "--slurm-logdir", str(tmp_path / "slurm-logs"), *SLURM_PLUGIN
     )
