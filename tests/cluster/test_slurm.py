@@ -30,10 +30,10 @@ SLURM_PLUGIN = (
 def test_slurm_plugin_profile_survives_sigterm_and_a_time_limit_and_matches_local(slurm, tmp_path, local_run):
     """Two model jobs are stopped the ways SLURM stops them, and both resume with no hand step:
     one by `scancel --signal=TERM --full` once it has finished a model, one at its time limit
-    (the profile's `--signal=TERM@120` with a 2-minute runtime, the job slowed to outlast it)."""
+    (the profile's `--signal=TERM@120` with a 3-minute runtime, the job slowed to outlast it)."""
     prof = cluster_profile("slurm", tmp_path)
     cfg = prof / "config.v8+.yaml"
-    cfg.write_text(cfg.read_text().replace("unlearn: {runtime: 60 * attempt", "unlearn: {runtime: 2 * attempt"))
+    cfg.write_text(cfg.read_text().replace("unlearn: {runtime: 60 * attempt", "unlearn: {runtime: 3 * attempt"))
     results = tmp_path / "results"
     signalled = []
 
@@ -52,10 +52,11 @@ def test_slurm_plugin_profile_survives_sigterm_and_a_time_limit_and_matches_loca
 
     watcher = threading.Thread(target=sigterm_a_job_with_a_finished_model, daemon=True)
     watcher.start()
-    # 40 s after each model: the 2-minute limit's SIGTERM falls in the third model's wait, which ends
-    # well before SLURM's SIGKILL (limit + KillWait 30 s); at 25 s a quick start finished all four
-    # models inside the limit (108 s), and nothing was stopped
-    env = {**os.environ, "UMIA_SLOW": "unlearn/gradient_ascent/001:40,train_original/000:3,train_original/001:3"}
+    # SLURM sends the profile's TERM@120 at its first 30-s check once 120 s are left: 60-90 s into a
+    # 3-minute runtime, after the first model (a 2-minute runtime put it in the first 30 s, where it
+    # can fall before the step starts, lost, or in the imports, killing a job with no model kept).
+    # 60 s after each model: four models outlast even the limit's own SIGTERM (180 s)
+    env = {**os.environ, "UMIA_SLOW": "unlearn/gradient_ascent/001:60,train_original/000:3,train_original/001:3"}
     cmd = snakemake_cmd(
         results, "--workflow-profile", str(prof), "--slurm-logdir", str(tmp_path / "slurm-logs"), *SLURM_PLUGIN
     )
