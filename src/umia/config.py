@@ -273,6 +273,7 @@ def _check_text(cfg: Mapping) -> None:
         )
     lm, max_tokens = cfg["lm"], cfg["dataset"]["max_tokens"]
     if lm["base_model"] is not None:
+        _check_base(str(lm["base_model"]), max_tokens)
         return
     if lm["n_embd"] % lm["n_head"]:
         raise ConfigError(
@@ -283,6 +284,67 @@ def _check_text(cfg: Mapping) -> None:
         raise ConfigError(
             f"config key 'lm.n_positions': {lm['n_positions']} is less than dataset.max_tokens={max_tokens}; "
             "raise it or set it to null (= max_tokens)"
+        )
+
+
+def _check_base(name: str, max_tokens: int) -> None:
+    """``lm.base_model`` must be a causal LM with its tokenizer, loadable here (a folder written by
+    ``save_pretrained``, or a hub name in the local cache or reachable), whose context holds
+    ``dataset.max_tokens`` tokens (reviews are cut to max_tokens, never to the context)."""
+    from transformers import AutoConfig, AutoTokenizer
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    key = "config key 'lm.base_model'"
+    folder = Path(name).expanduser()
+    local = folder.is_dir()
+    if not local and (folder.exists() or name.startswith(("/", ".", "~"))):
+        raise ConfigError(
+            f"{key}: {name} is not a folder; point it at a folder written by save_pretrained (model and "
+            "tokenizer) or at a hub name"
+        )
+    where = str(folder) if local else name
+    try:
+        config = AutoConfig.from_pretrained(where)
+    except (OSError, ValueError) as e:
+        if local:
+            raise ConfigError(
+                f"{key}: {name} has no model config.json ({str(e).splitlines()[0]}); write the model into it "
+                "with model.save_pretrained(folder)"
+            ) from None
+        raise ConfigError(
+            f"{key}: {name!r} is not a local folder and the hub cannot give it here (no network, or no such "
+            "model); save it on a machine that can reach the hub (AutoModelForCausalLM and AutoTokenizer "
+            ".from_pretrained, then .save_pretrained(folder)) and point lm.base_model at that folder"
+        ) from None
+    causal = {c for v in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values() for c in ([v] if isinstance(v, str) else v)}
+    heads = getattr(config, "architectures", None) or []  # the classes whose weights were saved
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or (heads and not causal & set(heads)):
+        raise ConfigError(
+            f"{key}: {name} is a {config.model_type!r} model ({', '.join(heads) or 'no head'}), not a causal "
+            "language model; choose one that AutoModelForCausalLM loads (GPT-2, Pythia, OPT, Llama, ...)"
+        )
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where)
+    except (OSError, ValueError, TypeError):
+        tokenizer = []
+    if len(tokenizer) < 2:  # transformers may make an empty one from no files
+        raise ConfigError(
+            f"{key}: {name} has no tokenizer that loads; save the model's tokenizer into it with "
+            "tokenizer.save_pretrained(folder)"
+        )
+    if len(tokenizer) > getattr(config, "vocab_size", len(tokenizer)):
+        raise ConfigError(
+            f"{key}: the tokenizer of {name} has {len(tokenizer)} tokens but the model's vocabulary "
+            f"{config.vocab_size}; save the tokenizer the model was trained with into the folder"
+        )
+    context = next(
+        (getattr(config, k) for k in ("max_position_embeddings", "n_positions", "n_ctx") if getattr(config, k, None)),
+        None,
+    )
+    if context is not None and max_tokens > context:
+        raise ConfigError(
+            f"config key 'dataset.max_tokens': {max_tokens} tokens is longer than the context of {name} "
+            f"({context} tokens); set dataset.max_tokens to at most {context}"
         )
 
 

@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from tests import lm_families as F
 from umia import registry
 from umia.io import HASH_KEY
 
@@ -186,3 +187,35 @@ def test_text_second_run_has_nothing_to_do(text_run):
     paths = text_run.parent.parent / "paths.yaml"
     proc = snakemake("--configfile", str(TINY_TEXT), str(paths), "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("family", F.FAMILIES)
+def test_a_pretrained_base_of_each_family_runs_the_whole_workflow(tmp_path, family):
+    """lm.base_model set to a local folder (tests/lm_families.py: random weights, the family's
+    tokenizer): nothing is pretrained, every shadow model is fine-tuned from that model, and the
+    study runs to its report. N=8 is too few for the controls' thresholds; the tiny run checks them."""
+    reviews = write_reviews(tmp_path / "reviews.parquet")
+    base = F.save(family, tmp_path / family, reviews.text.tolist()[:300], context=64)
+    change = {
+        "results_dir": str(tmp_path / "results"),
+        "dataset": {"path": str(tmp_path / "reviews.parquet"), "max_tokens": 64},
+        "lm": {"base_model": str(base)},
+        "n_models": 8,
+        "shard_size": 8,
+        "candidates": {"mode": "random", "size": 20},
+        "methods": ["gradient_ascent"],
+        "attacks": {"n_folds": 2, "loss_cv_folds": 2, "n_bootstrap": 10},
+    }
+    (tmp_path / "change.yaml").write_text(yaml.safe_dump(change))
+    snakemake("--configfile", str(TINY_TEXT), str(tmp_path / "change.yaml"))
+    run = tmp_path / "results/tiny_text"
+    assert not (run / "base").exists()  # the given base, not one pretrained here
+    log = (run / "logs/train/original-shard-000.log").read_text()
+    assert f"base model {base}" in log
+    summary = pd.read_csv(run / "tables/summary.csv")
+    assert set(summary.method) == {"none", "retrain", "gradient_ascent"} and (summary.n_targets == 8).all()
+    scores = pd.read_parquet(run / "scores")
+    assert len(scores) == 3 * 8 * (N_POOL + N_TEST) and np.isfinite(scores.phi).all() and (scores.phi < 0).all()
+    s = summary.set_index(["method", "attack"])
+    assert s.loc[("none", "ulira"), "accuracy"] > 0.6  # the fine-tuned copies of this base memorise
+    assert (run / "report/summary.html").exists()
