@@ -262,6 +262,11 @@ def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict
         )
     if text:
         _check_text(cfg)
+    elif cfg["train"].get("adapter") is not None:
+        raise ConfigError(
+            "config key 'train.adapter': adapters are for language models (dataset imdb); an image "
+            "network is trained whole, so remove train.adapter"
+        )
     return cfg
 
 

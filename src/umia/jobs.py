@@ -20,7 +20,6 @@ import numpy as np
 import pandas as pd
 import pyarrow.compute as pc
 import torch
-from torch import nn
 
 import umia
 from umia import faults, io, methods, plan, plugins, provenance, tasks
@@ -42,10 +41,6 @@ def save_models(path: str, states: dict[int, dict], meta: dict) -> None:
 def load_models(path: str, device: torch.device) -> tuple[dict[int, dict], dict]:
     blob = torch.load(path, map_location=device, weights_only=True)
     return {int(k): v for k, v in blob["models"].items()}, blob["meta"]
-
-
-def cpu_state(model: nn.Module) -> dict:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def _write(outputs: Mapping[str, str | None], tables: list[dict], config_hash: str, stamp: str) -> None:
@@ -117,7 +112,7 @@ def train_shard(
                 seconds,
                 t.describe(model, scored, keep[model_id]),
             )
-            state = cpu_state(model) if outputs.get("ckpt") else None
+            state = t.state(model) if outputs.get("ckpt") else None
             done[model_id] = Partial(t.tables(scored, model_id, stage, method), state)
             scratch.save(model_id, done[model_id])
             faults.model_done(len(done))
@@ -310,7 +305,7 @@ def _unlearn_one(t, fn, method, method_name, settings, state, model_id, seed, ra
         t.describe(model, scored, train & ~forget),
     )
     finish_trajectory(trajectory, model_id, forget_ids, rate_points, probe, scored["phi"][:, forget_ids])
-    state = cpu_state(model) if keep_state else None
+    state = t.state(model) if keep_state else None
     return Partial(t.tables(scored, model_id, "unlearned", method), state, trajectory)
 
 

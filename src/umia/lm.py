@@ -9,10 +9,11 @@ predictions: position t predicts token t+1 wherever token t+1 is real, so a row 
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,7 @@ from torch import nn
 from umia import optim
 from umia.corpus import atomic_dir, encode, zlib_lengths
 from umia.device import autocast, pick_device
+from umia.errors import UmiaError
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -103,6 +105,79 @@ def load_base(
     if dropout is not None:
         set_dropout(model, dropout)
     return model.to(pick_device(device)).eval(), tokenizer
+
+
+# ------------------------------------------------------------------------------------ adapters
+def _linear_names(model: nn.Module) -> list[str]:
+    """The last name part of each linear layer (nn.Linear, GPT-2's Conv1D) of ``model``, once each."""
+    names = [n.rsplit(".", 1)[-1] for n, m in model.named_modules() if type(m).__name__ in ("Linear", "Conv1D")]
+    return list(dict.fromkeys(names))
+
+
+def lora_config(adapter: Mapping, base: nn.Module):
+    """The ``peft.LoraConfig`` of ``train.adapter`` ({kind: lora, rank, alpha, target_modules}) for
+    ``base``; raises UmiaError (one line) when a target module matches no layer of the base, or
+    when target_modules is null and peft knows no default for the base's architecture."""
+    from peft import LoraConfig
+    from peft.utils.constants import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as DEFAULTS
+
+    key = "config key 'train.adapter.target_modules'"
+    layers = _linear_names(base)
+    targets = adapter.get("target_modules")
+    model_type = getattr(getattr(base, "config", None), "model_type", None)
+    if targets is None:
+        if model_type not in DEFAULTS:
+            raise UmiaError(
+                f"{key}: null, and peft has no default for {model_type!r} models; name the linear layers "
+                f"to adapt, e.g. [{', '.join(layers[:4])}] (the base's are {', '.join(layers)})"
+            )
+        targets = list(DEFAULTS[model_type])
+    names = [n for n, _ in base.named_modules()]
+    missing = [t for t in targets if not any(n == t or n.endswith("." + t) for n in names)]
+    if missing:
+        raise UmiaError(
+            f"{key}: {', '.join(map(repr, missing))} match no layer of the base model; its linear layers are "
+            f"{', '.join(layers)}"
+        )
+    conv1d = any(type(m).__name__ == "Conv1D" and n.rsplit(".", 1)[-1] in targets for n, m in base.named_modules())
+    return LoraConfig(
+        r=int(adapter["rank"]),
+        fan_in_fan_out=conv1d,  # GPT-2's Conv1D stores its weight transposed
+        lora_alpha=float(adapter["alpha"]),
+        lora_dropout=0.0,  # deterministic: dropout would draw from torch's global generator
+        target_modules=list(targets),
+        bias="none",
+        task_type="CAUSAL_LM",
+    )
+
+
+def with_adapter(base: nn.Module, config, seed: int, state: Mapping | None = None) -> nn.Module:
+    """A copy of ``base`` with a fresh LoRA adapter (``config``; A drawn from ``seed``, B zero, so it
+    starts as the base), or with the adapter weights ``state`` (``adapter_state``'s); only the
+    adapter is trainable."""
+    from peft import get_peft_model, set_peft_model_state_dict
+
+    model = copy.deepcopy(base)
+    dev = device_of(base)
+    with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
+        torch.manual_seed(seed)
+        model = get_peft_model(model, config)
+    if state is not None:
+        loaded = set_peft_model_state_dict(model, dict(state))
+        if loaded.unexpected_keys:
+            raise UmiaError(
+                f"the checkpoint's adapter does not fit this base model ({len(loaded.unexpected_keys)} unknown "
+                f"weights, e.g. {loaded.unexpected_keys[0]}); train.adapter or lm.base_model changed since it "
+                "was written"
+            )
+    return model
+
+
+def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The adapter's weights only (what a checkpoint of an adapter model keeps), on the CPU."""
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(model).items()}
 
 
 # --------------------------------------------------------------------------------- likelihoods

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import torch
 import yaml
 
 from tests import lm_families as F
@@ -189,11 +190,12 @@ def test_text_second_run_has_nothing_to_do(text_run):
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
-@pytest.mark.parametrize("family", F.FAMILIES)
-def test_a_pretrained_base_of_each_family_runs_the_whole_workflow(tmp_path, family):
+@pytest.mark.parametrize("family, adapter", [*((f, False) for f in F.FAMILIES), ("llama", True)])
+def test_a_pretrained_base_of_each_family_runs_the_whole_workflow(tmp_path, family, adapter):
     """lm.base_model set to a local folder (tests/lm_families.py: random weights, the family's
-    tokenizer): nothing is pretrained, every shadow model is fine-tuned from that model, and the
-    study runs to its report. N=8 is too few for the controls' thresholds; the tiny run checks them."""
+    tokenizer): nothing is pretrained, every shadow model is fine-tuned from that model (fully, or
+    as a LoRA adapter), and the study runs to its report. N=8 is too few for the controls'
+    thresholds; the tiny run checks them."""
     reviews = write_reviews(tmp_path / "reviews.parquet")
     base = F.save(family, tmp_path / family, reviews.text.tolist()[:300], context=64)
     change = {
@@ -206,6 +208,9 @@ def test_a_pretrained_base_of_each_family_runs_the_whole_workflow(tmp_path, fami
         "methods": ["gradient_ascent"],
         "attacks": {"n_folds": 2, "loss_cv_folds": 2, "n_bootstrap": 10},
     }
+    if adapter:  # a random base learns little through adapters (not its embeddings): no control here
+        lora = {"kind": "lora", "rank": 16, "alpha": 32, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]}
+        change["train"] = {"adapter": lora, "lr": 0.01}
     (tmp_path / "change.yaml").write_text(yaml.safe_dump(change))
     snakemake("--configfile", str(TINY_TEXT), str(tmp_path / "change.yaml"))
     run = tmp_path / "results/tiny_text"
@@ -217,5 +222,19 @@ def test_a_pretrained_base_of_each_family_runs_the_whole_workflow(tmp_path, fami
     scores = pd.read_parquet(run / "scores")
     assert len(scores) == 3 * 8 * (N_POOL + N_TEST) and np.isfinite(scores.phi).all() and (scores.phi < 0).all()
     s = summary.set_index(["method", "attack"])
-    assert s.loc[("none", "ulira"), "accuracy"] > 0.6  # the fine-tuned copies of this base memorise
+    if not adapter:
+        assert s.loc[("none", "ulira"), "accuracy"] > 0.6  # the fine-tuned copies of this base memorise
+    # each model its own (adapter), each unlearned one moved from its original
+    phi = scores.pivot_table(index=["stage", "method", "model_id"], columns="example_id", values="phi")
+    originals = phi.loc[("original", "none")].to_numpy()
+    assert np.abs(originals[0] - originals[1]).max() > 1e-3
+    assert np.abs(phi.loc[("unlearned", "gradient_ascent")].to_numpy() - originals).max() > 1e-3
     assert (run / "report/summary.html").exists()
+    models = torch.load(run / "models/original/none/shard-000.pt", weights_only=True)["models"]
+    keys = set(models["0"])
+    assert len(models) == 8 and keys
+    if adapter:  # only the adapter is kept, and it is what the unlearning jobs loaded
+        assert all("lora_" in k for k in keys), sorted(keys)[:3]
+        assert "LoRA adapters of rank 16" in log
+    else:
+        assert not any("lora_" in k for k in keys)

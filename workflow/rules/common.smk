@@ -121,7 +121,12 @@ def task_args():
     """What the task needs besides the data: the network and views (images), the base model,
     the cut and Min-K%'s share (text)."""
     if TEXT:
-        return dict(base=BASE, max_tokens=config["dataset"]["max_tokens"], min_k=config["lm"]["min_k"])
+        return dict(
+            base=BASE,
+            max_tokens=config["dataset"]["max_tokens"],
+            min_k=config["lm"]["min_k"],
+            adapter=config["train"].get("adapter"),
+        )
     return dict(network=config["network"], width=config["train"]["width"], views=config["views"])
 
 

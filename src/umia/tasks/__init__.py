@@ -11,6 +11,7 @@ The interface (duck-typed, as ``ImageTask`` and ``TextTask`` implement it):
 - ``pool(keep)``: the pool examples where ``keep`` is True, as the task's data tuple
 - ``train(keep, recipe, seed)``: for {model_id: keep mask}, yields (model_id, model, seconds)
 - ``load_model(state)``: a model with a checkpoint's state dict
+- ``state(model)``: what a checkpoint keeps of a model (its state dict; for an adapter, the adapter's)
 - ``loss(model, batch, settings, reduction)``, ``logits(model, batch)``, ``augment(batch, settings, gen)``
 - ``optimiser(model, lr, steps, weight_decay)``: an ``umia.optim.Optimiser``
 - ``score(model)``: {"phi", "loss", "correct"}: (V, n_pool + n_test) arrays, plus the task's own
@@ -46,6 +47,10 @@ class Bench:
         train = plan.train_mask(seed, model_id, self.n_pool)
         forget = plan.forget_mask(train, self.candidate_ids)
         return torch.from_numpy(train).to(self.device), torch.from_numpy(forget).to(self.device)
+
+    def state(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """What a checkpoint keeps of ``model``: its state dict, on the CPU."""
+        return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
     def generator(self, seed: int) -> torch.Generator:
         return torch.Generator(device=self.device).manual_seed(seed)

@@ -107,11 +107,15 @@ class TextTask(Bench):
         base: str = "",
         max_tokens: int = 256,
         min_k: float = 0.2,
+        adapter: Mapping | None = None,
     ):
         self.min_k = min_k  # Min-K%'s share of tokens
         self.device = setup(device, threads)
         self.autocast = autocast(self.device)
         self.base, self.tokenizer = base_model(base, self.device)
+        # train.adapter: every model a LoRA adapter over the frozen base (None: full copies)
+        self.lora = lm.lora_config(adapter, self.base) if adapter else None
+        self.base.requires_grad_(self.lora is None)
         c = text.read_corpus(data)
         reviews = [*c.pool["text"], *c.test["text"]]
         ids, mask = text.encode(reviews, self.tokenizer, max_tokens)
@@ -124,7 +128,7 @@ class TextTask(Bench):
         self.score_batch = 128 if self.device.type == "cuda" else 32
         self.n_params = sum(p.numel() for p in self.base.parameters())
         log.info(
-            "%d pool and %d test reviews, %d tokens in all (at most %d each); base model %s, %d parameters, on %s",
+            "%d pool and %d test reviews, %d tokens in all (at most %d each); base model %s, %d parameters, on %s%s",
             self.n_pool,
             self.n_test,
             int(mask.sum()),
@@ -132,6 +136,7 @@ class TextTask(Bench):
             base,
             self.n_params,
             self.device,
+            "" if self.lora is None else f"; LoRA adapters of rank {self.lora.r} on {sorted(self.lora.target_modules)}",
         )
 
     # --------------------------------------------------------------------------------- models
@@ -139,12 +144,19 @@ class TextTask(Bench):
         """The pool reviews where ``keep`` (n_pool,) is True, as (ids, mask)."""
         return self.ids[: self.n_pool][keep], self.mask[: self.n_pool][keep]
 
-    def load_model(self, state: Mapping | None = None) -> torch.nn.Module:
-        """A copy of the base model, with ``state`` loaded if given."""
+    def load_model(self, state: Mapping | None = None, seed: int = 0) -> torch.nn.Module:
+        """A copy of the base model, with ``state`` loaded if given. With an adapter: the base with
+        a LoRA adapter, fresh (drawn from ``seed``) or the adapter ``state``."""
+        if self.lora is not None:
+            return lm.with_adapter(self.base, self.lora, seed, state)
         model = copy.deepcopy(self.base)
         if state is not None:
             model.load_state_dict(state)
         return model
+
+    def state(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
+        """What a checkpoint keeps: the whole state dict, or with an adapter the adapter's weights."""
+        return lm.adapter_state(model) if self.lora is not None else super().state(model)
 
     def train(self, keep: dict[int, torch.Tensor], recipe: Mapping, seed: int):
         """Fine-tune a copy of the base model per {model_id: mask over the pool}: AdamW (``lr``,
@@ -152,7 +164,7 @@ class TextTask(Bench):
         gradient norm clipped at 1; one log line per pass. Yields (model_id, model, seconds)."""
         for model_id, k in keep.items():
             ids, mask = self.pool(k)
-            model = self.load_model()
+            model = self.load_model(seed=plan.derive_seed(seed, "adapter", model_id))
             gen = self.generator(plan.derive_seed(seed, "order", model_id))
             t0 = time.perf_counter()
             bs = min(recipe["batch_size"], len(ids))
