@@ -261,7 +261,7 @@ def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict
             f"{2 * cfg['attacks']['n_folds']}; lower n_folds or raise n_models"
         )
     if text:
-        _check_text(cfg)
+        _check_text(cfg, load_plugins)
     elif cfg["train"].get("adapter") is not None:
         raise ConfigError(
             "config key 'train.adapter': adapters are for language models (dataset imdb); an image "
@@ -270,7 +270,7 @@ def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict
     return cfg
 
 
-def _check_text(cfg: Mapping) -> None:
+def _check_text(cfg: Mapping, load_plugins: bool = True) -> None:
     """What a text experiment needs beyond the schema: one view, a base model that fits."""
     if list(cfg["views"]) != ["identity"]:
         raise ConfigError(
@@ -278,7 +278,8 @@ def _check_text(cfg: Mapping) -> None:
         )
     lm, max_tokens = cfg["lm"], cfg["dataset"]["max_tokens"]
     if lm["base_model"] is not None:
-        _check_base(str(lm["base_model"]), max_tokens)
+        if load_plugins:  # the main process checks it once; its jobs (maybe offline nodes) do not
+            _check_base(str(lm["base_model"]), max_tokens)
         return
     if lm["n_embd"] % lm["n_head"]:
         raise ConfigError(
@@ -297,7 +298,10 @@ def _check_base(name: str, max_tokens: int) -> None:
     ``save_pretrained``, or a hub name in the local cache or reachable), whose context holds
     ``dataset.max_tokens`` tokens (reviews are cut to max_tokens, never to the context)."""
     from transformers import AutoConfig, AutoTokenizer
-    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
 
     key = "config key 'lm.base_model'"
     folder = Path(name).expanduser()
@@ -316,31 +320,29 @@ def _check_base(name: str, max_tokens: int) -> None:
                 f"{key}: {name} has no model config.json ({str(e).splitlines()[0]}); write the model into it "
                 "with model.save_pretrained(folder)"
             ) from None
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise ConfigError(
             f"{key}: {name!r} is not a local folder and the hub cannot give it here (no network, or no such "
-            "model); save it on a machine that can reach the hub (AutoModelForCausalLM and AutoTokenizer "
-            ".from_pretrained, then .save_pretrained(folder)) and point lm.base_model at that folder"
+            f"model: {why}); save it on a machine that can reach the hub (AutoModelForCausalLM and "
+            "AutoTokenizer .from_pretrained, then .save_pretrained(folder)) and point lm.base_model at that folder"
         ) from None
-    causal = {c for v in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values() for c in ([v] if isinstance(v, str) else v)}
-    heads = getattr(config, "architectures", None) or []  # the classes whose weights were saved
-    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or (heads and not causal & set(heads)):
+    # AutoModelForCausalLM picks its class by model type; an encoder (BERT, RoBERTa) has a causal
+    # class too, but only as a decoder (is_decoder), which its pretrained weights never were
+    heads = getattr(config, "architectures", None) or []
+    encoder = config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False)
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or encoder:
         raise ConfigError(
-            f"{key}: {name} is a {config.model_type!r} model ({', '.join(heads) or 'no head'}), not a causal "
-            "language model; choose one that AutoModelForCausalLM loads (GPT-2, Pythia, OPT, Llama, ...)"
+            f"{key}: {name} is a {config.model_type!r} model ({', '.join(heads) or 'no head named'}), not a "
+            "causal language model; choose one that AutoModelForCausalLM loads (GPT-2, Pythia, OPT, Llama, ...)"
         )
     try:
         tokenizer = AutoTokenizer.from_pretrained(where)
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, ImportError):  # ImportError: a tokenizer library missing
         tokenizer = []
     if len(tokenizer) < 2:  # transformers may make an empty one from no files
         raise ConfigError(
             f"{key}: {name} has no tokenizer that loads; save the model's tokenizer into it with "
             "tokenizer.save_pretrained(folder)"
-        )
-    if len(tokenizer) > getattr(config, "vocab_size", len(tokenizer)):
-        raise ConfigError(
-            f"{key}: the tokenizer of {name} has {len(tokenizer)} tokens but the model's vocabulary "
-            f"{config.vocab_size}; save the tokenizer the model was trained with into the folder"
         )
     context = next(
         (getattr(config, k) for k in ("max_position_embeddings", "n_positions", "n_ctx") if getattr(config, k, None)),

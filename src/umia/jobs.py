@@ -146,7 +146,7 @@ def _resume(scratch: Scratch, n_models: int, need_state: bool) -> dict[int, Part
 def _meta(task_args: Mapping | None, plugins_run: Mapping) -> dict:
     """What a checkpoint records beside its weights: the network (or base model), the code
     version and the plug-ins that made it."""
-    kept = {k: v for k, v in (task_args or {}).items() if k in ("network", "width", "base")}
+    kept = {k: v for k, v in (task_args or {}).items() if k in ("network", "width", "base", "adapter")}
     return {**kept, "umia": umia.__version__, "source": provenance.source_hash(), "plugins": dict(plugins_run)}
 
 

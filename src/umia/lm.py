@@ -164,11 +164,12 @@ def with_adapter(base: nn.Module, config, seed: int, state: Mapping | None = Non
         model = get_peft_model(model, config)
     if state is not None:
         loaded = set_peft_model_state_dict(model, dict(state))
-        if loaded.unexpected_keys:
+        missing = [k for k in loaded.missing_keys if "lora_" in k]
+        if loaded.unexpected_keys or missing:
             raise UmiaError(
-                f"the checkpoint's adapter does not fit this base model ({len(loaded.unexpected_keys)} unknown "
-                f"weights, e.g. {loaded.unexpected_keys[0]}); train.adapter or lm.base_model changed since it "
-                "was written"
+                f"the checkpoint's adapter does not fit this base model ({len(loaded.unexpected_keys)} unknown and "
+                f"{len(missing)} missing weights, e.g. {(loaded.unexpected_keys + missing)[0]}); train.adapter or "
+                "lm.base_model changed since it was written"
             )
     return model
 
@@ -177,7 +178,10 @@ def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
     """The adapter's weights only (what a checkpoint of an adapter model keeps), on the CPU."""
     from peft import get_peft_model_state_dict
 
-    return {k: v.detach().to("cpu", copy=True) for k, v in get_peft_model_state_dict(model).items()}
+    return {
+        k: v.detach().to("cpu", copy=True)
+        for k, v in get_peft_model_state_dict(model, save_embedding_layers=False).items()
+    }
 
 
 # --------------------------------------------------------------------------------- likelihoods

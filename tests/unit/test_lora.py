@@ -47,7 +47,6 @@ def test_an_adapter_starts_as_the_base_trains_only_itself_and_round_trips(bases,
     for n, p in model.named_parameters():
         if n in frozen:
             torch.testing.assert_close(p, frozen[n])  # the base is untouched
-    np.testing.assert_allclose(lm.sequence_scores(base, ids, mask)["phi"], before)  # and so is the shared base
     state = lm.adapter_state(model)
     assert state and all("lora_" in k for k in state)
     full = sum(v.numel() for v in base.state_dict().values())
