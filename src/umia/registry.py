@@ -150,7 +150,7 @@ METHODS: dict[str, MethodSpec] = {
     "scrub": MethodSpec(f"{_M}:scrub", ("image",), paper="Kurmanji et al. 2023"),
     "salun": MethodSpec(f"{_M}:salun", ("image",), paper="Fan et al. 2024"),
     "per_example_stop": MethodSpec(
-        f"{_M}:per_example_stop", ("image",), needs_retrain_scores=True, paper="Hayes et al. 2024"
+        f"{_M}:per_example_stop", TASKS, needs_retrain_scores=True, paper="Hayes et al. 2024"
     ),
     "npo": MethodSpec(f"{_M}:npo", ("text",), paper="Zhang et al. 2024"),
 }
