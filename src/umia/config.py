@@ -31,13 +31,14 @@ TEXT_ONLY_DATASET_KEYS = ("pool_size", "test_size", "pretrain_size", "max_tokens
 TEXT_DEFAULTS: dict[str, Any] = {
     "views": ["identity"],
     "network": "gpt2",
-    "methods": ["finetune", "gradient_ascent", "neggrad_plus", "npo"],
+    "methods": ["finetune", "gradient_ascent", "neggrad_plus", "per_example_stop", "npo"],
     "train": {"epochs": 3, "batch_size": 16, "lr": 5e-4, "weight_decay": 0.0, "warmup": 0.1},
     "unlearn": {
         "finetune": {"epochs": 1, "lr": 1e-4, "batch_size": 16},
         "gradient_ascent": {"epochs": 1, "lr": 2e-5, "batch_size": 16},
         "neggrad_plus": {"epochs": 1, "lr": 5e-5, "batch_size": 16, "alpha": 0.8},
         "npo": {"epochs": 2, "lr": 5e-5, "batch_size": 16, "beta": 0.1, "retain_weight": 1.0},
+        "per_example_stop": {"epochs": 1, "lr": 5e-5, "batch_size": 16, "alpha": 0.8, "check_every": 5},
     },
 }
 # Keys that change what a model or a score is. Their hash is stamped into every table, so a

@@ -2,9 +2,9 @@
 pretraining split, a byte-level BPE tokenizer and the encoding of texts as padded token ids.
 
 A review corpus is a DataFrame with columns doc_id (int64), split ("train" | "test"), label
-(int64; IMDB: 0 negative, 1 positive) and text (str). The training split is the membership pool
-P; the test split gives the held-out test examples (never trained on by any model) and a disjoint
-corpus on which the base model is pretrained. ``torch`` and ``transformers`` are imported inside
+(int64; IMDB: 0 negative, 1 positive) and text (str). The training split gives the membership
+pool P and, disjoint from it, the held-out test examples (never trained on by any model); the test
+split is the corpus on which the base model is pretrained. ``torch`` and ``transformers`` are imported inside
 the functions that need them: importing them costs seconds, and a data job needs neither.
 """
 
@@ -117,7 +117,8 @@ class Corpus:
     """The three disjoint parts of a prepared text corpus, each with columns ``COLUMNS``, cleaned.
 
     pool: the membership pool P (from the train split); test: never trained on by any model
-    (from the test split); pretrain: the base model's pretraining corpus (the rest of the test split).
+    (the rest of the train split, or a draw from it); pretrain: the base model's pretraining
+    corpus (the test split).
     """
 
     pool: pd.DataFrame
@@ -133,24 +134,34 @@ def split_corpus(
     pretrain_size: int | None = None,
     seed: int = 0,
 ) -> Corpus:
-    """Clean and deduplicate a review corpus, then split it: the pool P is the train split (a
-    seeded subsample of ``pool_size`` if given), the test examples and the pretraining corpus are
-    disjoint seeded draws from the test split (``pretrain_size`` None: all the rest).
+    """Clean and deduplicate a review corpus, then split it: the pool P and the held-out test
+    examples are disjoint seeded draws from the train split (``pool_size`` None: all but the
+    test examples), the pretraining corpus a seeded draw from the test split (``pretrain_size``
+    None: all of it).
 
+    Members and held-out reviews come from one split so that they are alike: IMDB's two splits
+    are reviews of disjoint movies, and a base pretrained on the test split finds its movies
+    easier, so held-out test-split reviews would be told from pool reviews by their loss alone
+    (a population attack beat chance on the retrain control, 0.547, before this).
     Empty reviews (after cleaning) are dropped. Each part keeps doc_id order.
     """
     df = df.assign(text=df["text"].map(clean))
     df = deduplicate(df[df["text"].str.len() > 0])
     rng = np.random.default_rng(seed)
     train, rest = df[df["split"] == "train"], df[df["split"] == "test"]
-    pool = _sample(train, pool_size, rng, "pool_size")
-    if test_size + (pretrain_size or 0) > len(rest):
-        raise DataError(f"test_size + pretrain_size = {test_size + (pretrain_size or 0)} > {len(rest)} test reviews")
-    order = rng.permutation(len(rest))
-    test = rest.iloc[np.sort(order[:test_size])]
-    pre = order[test_size:] if pretrain_size is None else order[test_size : test_size + pretrain_size]
-    pretrain = rest.iloc[np.sort(pre)]
-    log.info("corpus: pool %d, test %d, pretrain %d reviews", len(pool), len(test), len(pretrain))
+    n_pool = len(train) - test_size if pool_size is None else pool_size
+    if n_pool < 1 or n_pool + test_size > len(train):
+        raise DataError(
+            f"pool_size + test_size = {n_pool if pool_size is not None else 'the rest'} + {test_size} but only "
+            f"{len(train)} train-split reviews are left after deduplication; lower dataset.pool_size or test_size"
+        )
+    order = rng.permutation(len(train))
+    pool = train.iloc[np.sort(order[:n_pool])]
+    test = train.iloc[np.sort(order[n_pool : n_pool + test_size])]
+    pretrain = _sample(rest, pretrain_size, rng, "pretrain_size")
+    log.info(
+        "corpus: pool %d, test %d (both from the train split), pretrain %d reviews", len(pool), len(test), len(pretrain)
+    )
     return Corpus(*(p.reset_index(drop=True) for p in (pool, test, pretrain)))
 
 

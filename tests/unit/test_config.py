@@ -295,9 +295,9 @@ def _text(tmp_path, **change) -> dict:
 def test_imdb_config_resolves_over_the_image_default(schema, tmp_path):
     cfg = resolve(_text(tmp_path), schema)
     assert cfg["views"] == ["identity"] and cfg["network"] == "gpt2"
-    assert cfg["methods"] == ["finetune", "gradient_ascent", "neggrad_plus", "npo"]
-    assert cfg["train"]["lr"] == 0.0005 and cfg["unlearn"]["npo"]["beta"] == 0.1
-    assert cfg["lm"]["n_layer"] == 4 and cfg["dataset"]["max_tokens"] == 128
+    assert cfg["methods"] == ["finetune", "gradient_ascent", "neggrad_plus", "npo", "per_example_stop"]
+    assert cfg["train"]["lr"] == 3e-6 and cfg["unlearn"]["npo"]["beta"] == 0.1
+    assert cfg["lm"]["n_layer"] == 6 and cfg["dataset"]["max_tokens"] == 128
 
 
 def test_text_defaults_fill_what_a_text_config_leaves_out(schema, tmp_path):
@@ -333,7 +333,7 @@ def test_text_defaults_fill_what_a_text_config_leaves_out(schema, tmp_path):
             {"network": "mylab.nets:Big"},
             "config key 'network': plug-in networks are for images; for text set lm.base_model",
         ),
-        ({"lm": {"n_head": 3}}, "config key 'lm.n_head': 3 does not divide lm.n_embd=256"),
+        ({"lm": {"n_head": 5}}, "config key 'lm.n_head': 5 does not divide lm.n_embd=384"),
         ({"lm": {"n_positions": 64}}, "config key 'lm.n_positions': 64 is less than dataset.max_tokens=128"),
         ({"candidates": {"size": 2001}}, "2001 candidates but the pool of imdb has 4000 examples"),
         ({"candidates": {"mode": "class", "class": 2}}, "'candidates.class': 2 is not a class of imdb (0-1)"),

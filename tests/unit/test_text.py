@@ -176,11 +176,12 @@ def test_split_corpus_is_disjoint_clean_deduplicated_and_seeded(tmp_path):
     raw[71] = "<br />  "  # empty once cleaned
     df = _frame(raw, 60)
     c = text.split_corpus(df, pool_size=50, test_size=10, pretrain_size=None, seed=5)
-    assert (len(c.pool), len(c.test), len(c.pretrain)) == (50, 10, 40 - 2 - 10)
-    assert set(c.pool["split"]) == {"train"} and set(c.test["split"]) == set(c.pretrain["split"]) == {"test"}
+    assert (len(c.pool), len(c.test), len(c.pretrain)) == (50, 10, 40 - 2)
+    # members and held-out reviews alike (one split); the base pretrains on the other
+    assert set(c.pool["split"]) == set(c.test["split"]) == {"train"} and set(c.pretrain["split"]) == {"test"}
     ids = [set(p["doc_id"]) for p in (c.pool, c.test, c.pretrain)]
     assert not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
-    assert 70 not in ids[1] | ids[2] and 71 not in ids[1] | ids[2]
+    assert 70 not in ids[2] and 71 not in ids[2]
     assert all("<br" not in t for t in c.pool["text"])
     assert c.pool["doc_id"].is_monotonic_increasing
     again = text.split_corpus(df, pool_size=50, test_size=10, seed=5)
@@ -190,6 +191,9 @@ def test_split_corpus_is_disjoint_clean_deduplicated_and_seeded(tmp_path):
     assert set(other.pool["doc_id"]) != ids[0]
     with pytest.raises(DataError, match="pool_size"):
         text.split_corpus(df, pool_size=61)
+    with pytest.raises(DataError, match="only 60 train-split reviews"):
+        text.split_corpus(df, pool_size=55, test_size=10)
+    assert len(text.split_corpus(df, test_size=10).pool) == 50  # pool_size None: the rest of the train split
     # written and read back, with the scores table's example ids: pool first, then test
     text.write_corpus(c, str(tmp_path / "corpus.parquet"))
     back = text.read_corpus(str(tmp_path / "corpus.parquet"))
@@ -448,6 +452,8 @@ def test_methods_plan_and_take_their_steps(task, members, name):
     ids, mask = members
     forget, retain = (ids[:6, :24], mask[:6, :24]), (ids[6:16, :24], mask[6:16, :24])
     settings = {"epochs": 2, "batch_size": 4, "lr": 1e-3, "alpha": 0.5, "beta": 0.1, "retain_weight": 1.0}
+    if name == "per_example_stop":  # a retrain mean no review reaches: every step is taken
+        settings |= {"check_every": 1, "target_phi": torch.full((6,), -1e9, device=task.device)}
     n = {"gradient_ascent": 6, "npo": 6}.get(name, 10)  # what an epoch passes over
     expected = 2 * math.ceil(n / 4)
     runs = []

@@ -106,7 +106,7 @@ def test_every_registered_method_resolves_to_a_function_of_the_contract(schema):
     image = {m for m, spec in registry.METHODS.items() if "image" in spec.tasks}
     text = {m for m, spec in registry.METHODS.items() if "text" in spec.tasks}
     assert image == set(SETTINGS) | {"per_example_stop"}  # each is tested below
-    assert text == {"finetune", "gradient_ascent", "neggrad_plus", "npo"}  # tested in test_text.py
+    assert text == {"finetune", "gradient_ascent", "neggrad_plus", "npo", "per_example_stop"}  # tested in test_text.py
     assert [m for m, spec in registry.METHODS.items() if spec.needs_retrain_scores] == ["per_example_stop"]
 
 

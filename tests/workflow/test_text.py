@@ -75,7 +75,7 @@ TEMPLATES = (
 )
 
 
-def write_reviews(path, n_train: int = 260, n_test: int = 460, seed: int = 0) -> pd.DataFrame:
+def write_reviews(path, n_train: int = 320, n_test: int = 400, seed: int = 0) -> pd.DataFrame:
     """Distinct synthetic reviews in the IMDB Parquet's layout (doc_id, split, label, text), with
     HTML breaks as in the real reviews; half positive, half negative. Written to ``path``."""
     rng = np.random.default_rng(seed)
