@@ -6,7 +6,8 @@ perplexity; then the setting whose `none` U-LiRA is closest to the middle of the
     python benchmarks/imdb_grid.py results/imdb-g1 results/imdb-g2 ... [--band 0.7 0.9]
 
 With ``--pick``, the last line printed is the picked experiment's folder, or, when no setting lands
-in the band, "between A B": the two folders whose accuracies bracket it (for one more setting).
+in the band, "between A B": the two full fine-tuning points whose accuracies bracket it (for one more
+setting), or "none".
 """
 
 from __future__ import annotations
@@ -19,8 +20,8 @@ import pandas as pd
 import yaml
 
 FINETUNE = re.compile(
-    r"original model (\d+): \d+ examples, ([\d.]+) s, \d+ tokens, held-out perplexity ([\d.]+), "
-    r"member perplexity ([\d.]+)"
+    r"original model (\d+): \d+ examples, ([\d.]+) s, \d+ tokens, held-out perplexity ([\d.]+|nan|inf), "
+    r"member perplexity ([\d.]+|nan|inf)"
 )
 
 
@@ -56,7 +57,11 @@ def main() -> None:
     rows = pd.DataFrame([row(r) for r in a.results if (r / "tables/summary.csv").exists()])
     if rows.empty:
         raise SystemExit("no finished experiment among " + " ".join(map(str, a.results)))
-    print(rows.round(3).assign(lr=rows.lr.map("{:.0e}".format)).to_string(index=False))
+    print(
+        rows.round(3)
+        .assign(lr=rows.lr.map(lambda x: "?" if x is None or x != x else f"{x:.0e}"))
+        .to_string(index=False)
+    )
     if not a.pick:
         return
     lo, hi = a.band
@@ -66,7 +71,8 @@ def main() -> None:
         best = inside.iloc[(inside.none_ulira - mid).abs().argmin()]
         print(next(r for r in a.results if r.name == best.experiment))
         return
-    below, above = rows[rows.none_ulira < lo], rows[rows.none_ulira > hi]
+    full = rows[rows.adapter == "full"]  # bracket within one kind of shadow model: full fine-tuning
+    below, above = full[full.none_ulira < lo], full[full.none_ulira > hi]
     if len(below) and len(above):
         b, t = below.loc[below.none_ulira.idxmax()], above.loc[above.none_ulira.idxmin()]
         print(f"between {b.experiment} {t.experiment}")

@@ -9,7 +9,8 @@ checkpoint keeps; then scoring throughput by batch size, which says whether putt
 RESULTS is a text experiment's folder with its corpus (data/corpus.parquet), candidates
 (plan/candidates.parquet) and pretrained base (base/). ``--gpt2-124m`` adds a randomly initialised
 base of GPT-2 small's shape (12 layers, width 768; the experiment's tokenizer), for speed only.
-Times are medians over the models after the first (which carries the warm-up).
+Times are medians over the models after the first (which carries the warm-up). The fine-tuning's
+learning rate (``RECIPE``) does not change its time; the unlearning settings are config/imdb.yaml's.
 """
 
 from __future__ import annotations

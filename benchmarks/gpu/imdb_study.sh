@@ -41,17 +41,18 @@ smk() {  # smk NAME TARGET...: one experiment's run over config/imdb.yaml, EXTRA
     --config "dataset={path: $DATA}" >> "$OUT/snakemake-$name.log" 2>&1
 }
 T0=$(date +%s)
+rc=0  # the exit status: 1 when the study failed (what was measured still comes back)
 if [ -n "${SHIPPED:-}" ]; then
   echo "experiment: imdb" > results/imdb.yaml  # no change to the shipped config
   names=(imdb); name=imdb
   say "the shipped study: config/imdb.yaml"
-  smk imdb || { say "the study failed"; tail -40 "$OUT/snakemake-imdb.log" | tee -a "$log"; }
+  smk imdb || { rc=1; say "the study failed"; tail -40 "$OUT/snakemake-imdb.log" | tee -a "$log"; }
   say "study wall time $(( $(date +%s) - T0 )) s"
   python3 benchmarks/imdb_summary.py results/imdb 2>&1 | tee -a "$log"
   python3 benchmarks/claims.py results/imdb 2>&1 | tee -a "$log"
   smk imdb --report results/imdb/report.html && cp results/imdb/report.html "$OUT/" || say "no report"
   tar czf "$OUT/results.tar.gz" results/imdb/tables results/imdb/logs results/imdb/benchmarks results/imdb/figures results/imdb/base/umia.json 2>/dev/null
-  exit 0
+  exit $rc
 fi
 
 # 1. the base
@@ -89,10 +90,9 @@ say "grid done"
 pick=$(python3 benchmarks/imdb_grid.py $(printf 'results/%s ' "${names[@]}") --pick 2>&1 | tee -a "$log" | tail -1)
 if [[ $pick == between* ]]; then
   read -r _ a b <<< "$pick"
-  lr=$(python3 -c "import yaml, math; f=lambda n: yaml.safe_load(open(f'results/{n}.yaml'))['train']; a, b = f('$a'), f('$b'); print(f'{math.sqrt(a[\"lr\"] * b[\"lr\"]):.2g}')")
-  ad=$(python3 -c "import yaml; t=yaml.safe_load(open('results/$a.yaml'))['train']; print(', adapter: {kind: lora, rank: 8, alpha: 16}' if 'adapter' in t else '')")
-  point imdb-mid "train: {epochs: 1, lr: $lr$ad}"
-  say "no setting in the band: one more between $a and $b (lr $lr$ad)"
+  lr=$(python3 -c "import yaml, math; f=lambda n: yaml.safe_load(open(f'results/{n}.yaml'))['train']['lr']; print(repr(float(f'{math.sqrt(f(\"$a\") * f(\"$b\")):.2g}')))")
+  point imdb-mid "train: {epochs: 1, lr: $lr}"
+  say "no setting in the band: one more between $a and $b (lr $lr)"
   smk imdb-mid results/imdb-mid/tables/summary.csv
   names+=(imdb-mid)
   pick=$(python3 benchmarks/imdb_grid.py $(printf 'results/%s ' "${names[@]}") --pick 2>&1 | tee -a "$log" | tail -1)
@@ -106,11 +106,17 @@ name=$(basename "$pick")
 say "picked $name: $(tail -n +5 "results/$name.yaml" | tr '\n' ' ')"
 
 # 4. the study: the picked experiment grown to N_STUDY with config/imdb.yaml's methods
-methods=$(python3 -c "import yaml; print(yaml.safe_load(open('config/imdb.yaml'))['methods'])")
-sed -i -e "s/^n_models: .*/n_models: $N_STUDY/" -e "s/^methods: .*/methods: $methods/" -e "/^jobs_per_gpu:/d" "results/$name.yaml"
-say "study: $name at N=$N_STUDY, methods $methods"
+python3 - "results/$name.yaml" "$N_STUDY" <<'PY'
+import sys, yaml
+path, n = sys.argv[1], int(sys.argv[2])
+point = yaml.safe_load(open(path))
+point.pop("jobs_per_gpu", None)  # the study runs at the default profile's sharing
+point |= {"n_models": n, "methods": yaml.safe_load(open("config/imdb.yaml"))["methods"]}
+yaml.safe_dump(point, open(path, "w"), sort_keys=False)
+PY
+say "study: $name at N=$N_STUDY, methods $(python3 -c "import yaml; print(yaml.safe_load(open('results/$name.yaml'))['methods'])")"
 t1=$(date +%s)
-smk "$name" || { say "the study failed"; tail -40 "$OUT/snakemake-$name.log" | tee -a "$log"; }
+smk "$name" || { rc=1; say "the study failed"; tail -40 "$OUT/snakemake-$name.log" | tee -a "$log"; }
 say "study wall time $(( $(date +%s) - t1 )) s (all: $(( $(date +%s) - T0 )) s)"
 python3 benchmarks/imdb_summary.py "results/$name" 2>&1 | tee -a "$log"
 python3 benchmarks/claims.py "results/$name" 2>&1 | tee -a "$log"
@@ -120,4 +126,5 @@ tar czf "$OUT/results.tar.gz" results/*.yaml results/imdb-base/base/umia.json \
   $(for n in "${names[@]}"; do echo "results/$n/tables results/$n/logs results/$n/benchmarks"; done) \
   "results/$name/figures" 2>/dev/null
 [ "$(stat -c %s "$OUT/results.tar.gz")" -lt 15000000 ] || tar czf "$OUT/results.tar.gz" results/*.yaml "results/$name/tables" $(for n in "${names[@]}"; do echo "results/$n/tables/summary.csv"; done)
-say "done"
+say "done (exit $rc)"
+exit $rc

@@ -20,8 +20,13 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("source", nargs="?", default="../shared/data/imdb.parquet")
     p.add_argument("--out", default=".parts/imdb-small.parquet")
-    p.add_argument("--train", type=int, default=4000, help="reviews of the train split (the pool is drawn from them)")
-    p.add_argument("--test", type=int, default=10000, help="reviews of the test split (test and pretraining reviews)")
+    p.add_argument(
+        "--train",
+        type=int,
+        default=4000,
+        help="reviews of the train split (the pool and the held-out reviews are drawn from them)",
+    )
+    p.add_argument("--test", type=int, default=10000, help="reviews of the test split (the pretraining reviews)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args()
     df = pd.read_parquet(a.source)

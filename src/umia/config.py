@@ -38,7 +38,7 @@ TEXT_DEFAULTS: dict[str, Any] = {
         "gradient_ascent": {"epochs": 1, "lr": 2e-5, "batch_size": 16},
         "neggrad_plus": {"epochs": 1, "lr": 5e-5, "batch_size": 16, "alpha": 0.8},
         "npo": {"epochs": 2, "lr": 5e-5, "batch_size": 16, "beta": 0.1, "retain_weight": 1.0},
-        "per_example_stop": {"epochs": 1, "lr": 5e-5, "batch_size": 16, "alpha": 0.8, "check_every": 5},
+        "per_example_stop": {"epochs": 1, "lr": 5e-5, "batch_size": 16, "alpha": 0.8, "check_every": 1},
     },
 }
 # Keys that change what a model or a score is. Their hash is stamped into every table, so a
@@ -48,6 +48,10 @@ RESULT_KEYS = ("seed", "dataset", "candidates", "views", "network", "train", "sh
 SPEED_ONLY_TRAIN_KEYS = ("stack",)  # train keys left out of the hash
 # A text experiment's results also depend on its base model (the lm section).
 TEXT_RESULT_KEYS = ("lm",)
+# How umia.corpus.split_corpus lays a review corpus out; raised when that changes, so a corpus and
+# models prepared the old way are prepared again, never mixed with new ones under one hash.
+# 2: the held-out reviews come from the train split beside the pool (1: from the test split).
+TEXT_SPLIT = 2
 
 
 def task(config: Mapping) -> str:
@@ -550,6 +554,7 @@ def config_hash(config: Mapping) -> str:
     where = ("root", "path", "download")  # where the data come from, not what they are
     if is_text(config):
         part.update({k: config[k] for k in TEXT_RESULT_KEYS})
+        part["text_split"] = TEXT_SPLIT
         where += ("test_fraction",)
     else:  # text-only keys (their defaults fill every config) leave an image experiment's hash as it was
         where += TEXT_ONLY_DATASET_KEYS

@@ -116,9 +116,9 @@ def deduplicate(df: pd.DataFrame) -> pd.DataFrame:
 class Corpus:
     """The three disjoint parts of a prepared text corpus, each with columns ``COLUMNS``, cleaned.
 
-    pool: the membership pool P (from the train split); test: never trained on by any model
-    (the rest of the train split, or a draw from it); pretrain: the base model's pretraining
-    corpus (the test split).
+    pool: the membership pool P (a draw from the train split, or all of it but the test reviews);
+    test: never trained on by any model (a draw from the rest of the train split); pretrain: the
+    base model's pretraining corpus (the test split).
     """
 
     pool: pd.DataFrame
@@ -134,10 +134,10 @@ def split_corpus(
     pretrain_size: int | None = None,
     seed: int = 0,
 ) -> Corpus:
-    """Clean and deduplicate a review corpus, then split it: the pool P and the held-out test
-    examples are disjoint seeded draws from the train split (``pool_size`` None: all but the
-    test examples), the pretraining corpus a seeded draw from the test split (``pretrain_size``
-    None: all of it).
+    """Clean and deduplicate a review corpus, then split it (``umia.config.TEXT_SPLIT`` 2): the
+    pool P and the held-out test examples are disjoint seeded draws from the train split
+    (``pool_size`` None: all but the test examples), the pretraining corpus a seeded draw from the
+    test split (``pretrain_size`` None: all of it).
 
     Members and held-out reviews come from one split so that they are alike: IMDB's two splits
     are reviews of disjoint movies, and a base pretrained on the test split finds its movies
@@ -150,10 +150,10 @@ def split_corpus(
     rng = np.random.default_rng(seed)
     train, rest = df[df["split"] == "train"], df[df["split"] == "test"]
     n_pool = len(train) - test_size if pool_size is None else pool_size
-    if n_pool < 1 or n_pool + test_size > len(train):
+    if n_pool + test_size > len(train) or n_pool < 1:
         raise DataError(
-            f"pool_size + test_size = {n_pool if pool_size is not None else 'the rest'} + {test_size} but only "
-            f"{len(train)} train-split reviews are left after deduplication; lower dataset.pool_size or test_size"
+            f"pool_size + test_size = {n_pool} + {test_size} but only {len(train)} train-split reviews are left "
+            "after deduplication (the pool needs one at least); lower dataset.pool_size or dataset.test_size"
         )
     order = rng.permutation(len(train))
     pool = train.iloc[np.sort(order[:n_pool])]
@@ -169,7 +169,9 @@ def _sample(df: pd.DataFrame, size: int | None, rng: np.random.Generator, key: s
     if size is None:
         return df
     if size > len(df):
-        raise DataError(f"{key} = {size} but only {len(df)} reviews are left after deduplication")
+        raise DataError(
+            f"{key} = {size} but only {len(df)} test-split reviews are left after deduplication; lower dataset.{key}"
+        )
     return df.iloc[np.sort(rng.choice(len(df), size, replace=False))]
 
 

@@ -363,6 +363,14 @@ def test_text_keys_leave_the_image_hash_alone_and_define_the_text_hash(raw_confi
     assert config_hash(resolve(_text(tmp_path, dataset={"path": str(tmp_path)}), schema)) == text
 
 
+def test_a_new_corpus_layout_changes_the_text_hash_only(raw_config, schema, tmp_path, monkeypatch):
+    """Models of a corpus split the old way (umia.config.TEXT_SPLIT) are never mixed with new ones."""
+    image, text = _hash(raw_config, schema), config_hash(resolve(_text(tmp_path), schema))
+    monkeypatch.setattr(C, "TEXT_SPLIT", C.TEXT_SPLIT - 1)
+    assert config_hash(resolve(_text(tmp_path), schema)) != text
+    assert _hash(raw_config, schema) == image
+
+
 # --- plug-in methods and networks (umia.plugins) ------------------------------------------------
 
 PLUGIN = """

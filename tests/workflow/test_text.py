@@ -1,6 +1,6 @@
 """End-to-end run of the text task (tests/workflow/tiny_text.yaml): synthetic movie reviews, a
 GPT-2-style model of one layer pretrained from scratch by the workflow, N=16 shadow models
-fine-tuned from it, two LM unlearning methods and the controls, on the CPU.
+fine-tuned from it, two LM unlearning methods, per-example stopping and the controls, on the CPU.
 
 The reviews are written by ``write_reviews`` into the test's temporary folder (the real IMDB
 Parquet is not needed, so the test runs wherever the code does): each fills sentence templates
@@ -36,7 +36,12 @@ pytestmark = pytest.mark.workflow
 
 TINY_TEXT = ROOT / "tests/workflow/tiny_text.yaml"
 N, C, N_POOL, N_TEST = 16, 50, 200, 100
-UNLEARN = ["gradient_ascent", "npo", "ssd"]  # ssd: the example plug-in (examples/ssd.py), from a copy
+UNLEARN = [
+    "gradient_ascent",
+    "npo",
+    "per_example_stop",
+    "ssd",
+]  # ssd: the example plug-in (examples/ssd.py), from a copy
 METHODS = ["none", "retrain", *UNLEARN]
 ATTACKS = [
     "ulira",
@@ -59,6 +64,7 @@ FIGURES = [
     "rates",
     "reach",
     "privacy_utility",
+    "per_example_stop",  # its method waits for the retrains' scores, as for images
 ]
 
 POS = "great wonderful moving brilliant charming superb lovely gripping clever delightful".split()
@@ -169,7 +175,6 @@ def test_text_outputs_follow_the_contract(text_run):
     for stem in FIGURES:
         for ext in ("png", "pdf"):
             assert (text_run / f"figures/{stem}.{ext}").stat().st_size > 5000
-    assert not (text_run / "figures/per_example_stop.png").exists()  # an image method
     assert "holds" in (text_run / "report/summary.html").read_text()
 
 

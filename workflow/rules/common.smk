@@ -6,6 +6,7 @@ from pathlib import Path
 
 from umia import gpus, plugins, registry, runlock
 from umia.config import (
+    TEXT_SPLIT,
     ConfigError,
     config_hash,
     data_fingerprint,
@@ -149,6 +150,8 @@ def data_params():
     path, download, sha256) may change without rerunning anything, and the script reads it from the config."""
     keys = ("name", "pool_size", "test_size", "pretrain_size") if TEXT else ("name", "test_fraction")
     params = {k: config["dataset"][k] for k in keys}
+    if TEXT:
+        params["split"] = TEXT_SPLIT  # a new layout of the corpus prepares it again
     if registry.DATASETS[config["dataset"]["name"]].needs_path and not TEXT:
         params["data"] = data_fingerprint(config["dataset"])  # npz, folder: the file is the data
     return params
