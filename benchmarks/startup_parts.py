@@ -27,13 +27,17 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/umia-startup")
     ap.add_argument("--models", type=int, default=3)
     ap.add_argument(
-        "--cudnn", choices=["benchmark", "heuristic"], default=None,
-        help="override umia.device's choice: cuDNN's autotuner, or its heuristics (no autotuning)",
+        "--cudnn", choices=["benchmark", "heuristic", "off"], default=None,
+        help="override umia.device's choice: cuDNN's autotuner, its heuristics (no autotuning), or no cuDNN",
     )  # fmt: skip
     ap.add_argument("--epochs", type=float, default=None, help="override the recipe's epochs (a quick check)")
     ap.add_argument(
         "--unlearn", default="", help="methods of the config (comma-separated) to time per model after training"
     )
+    ap.add_argument(
+        "--profile-first", action="store_true",
+        help="torch.profiler over the first model's training: the ops that take its extra seconds",
+    )  # fmt: skip
     args = ap.parse_args()
     cfg = yaml.safe_load(Path(args.config).read_text())
     cfg["dataset"]["path"] = args.dataset_path
@@ -81,14 +85,26 @@ def main() -> None:
     parts["data to the device, normalised"] = time.perf_counter() - t
     if args.cudnn:
         torch.backends.cudnn.benchmark = args.cudnn == "benchmark"
+        torch.backends.cudnn.enabled = args.cudnn != "off"
     keep = {i: task.masks(cfg["seed"], i)[0] for i in range(args.models)}
     times, scores = [], []
     t = time.perf_counter()
     models_kept = {}
+    prof = None
+    if args.profile_first:
+        from torch.profiler import ProfilerActivity, profile
+
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev == "cuda" else [])
+        prof = profile(activities=acts)
+        prof.__enter__()
     for model_id, model, _ in task.train(keep, cfg["train"], cfg["seed"]):
         sync()
         models_kept[model_id] = {k: v.detach().clone() for k, v in model.state_dict().items()}
         times.append(time.perf_counter() - t)
+        if prof is not None:  # the first model's time includes the profiler's own cost
+            prof.__exit__(None, None, None)
+            print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
+            prof = None
         t = time.perf_counter()
         task.score(model)
         sync()

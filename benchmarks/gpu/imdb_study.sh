@@ -18,6 +18,8 @@
 #   EXTRA=file.yaml   an overlay on config/imdb.yaml for every experiment (a CPU smoke run: tiny sizes)
 #   SHIPPED=1         only the shipped study: config/imdb.yaml as it is (experiment imdb, its own base),
 #                     then the summary, the claims and the report (steps 1-3 skipped)
+#   GROW="m@lr=x ..." with SHIPPED: then the same experiment grown by these method entries (its
+#                     models reused), summary and claims again (results-grown.tar.gz)
 set -uo pipefail
 cd "$(dirname "$0")/../.."  # the repository root
 DATA=${DATA:-.parts/imdb.parquet}
@@ -52,6 +54,20 @@ if [ -n "${SHIPPED:-}" ]; then
   python3 benchmarks/claims.py results/imdb 2>&1 | tee -a "$log"
   smk imdb --report results/imdb/report.html && cp results/imdb/report.html "$OUT/" || say "no report"
   tar czf "$OUT/results.tar.gz" results/imdb/tables results/imdb/logs results/imdb/benchmarks results/imdb/figures results/imdb/base/umia.json 2>/dev/null
+  if [ -n "${GROW:-}" ] && [ $rc = 0 ]; then
+    T1=$(date +%s)
+    python3 - "$GROW" <<'PY'
+import sys, yaml
+shipped = yaml.safe_load(open("config/imdb.yaml"))["methods"]
+yaml.safe_dump({"experiment": "imdb", "methods": shipped + sys.argv[1].split()}, open("results/imdb.yaml", "w"))
+PY
+    say "grown by: $GROW"
+    smk imdb || { rc=1; say "the growth failed"; tail -40 "$OUT/snakemake-imdb.log" | tee -a "$log"; }
+    say "growth wall time $(( $(date +%s) - T1 )) s"
+    python3 benchmarks/imdb_summary.py results/imdb 2>&1 | tee -a "$log"
+    python3 benchmarks/claims.py results/imdb 2>&1 | tee -a "$log"
+    tar czf "$OUT/results-grown.tar.gz" results/imdb/tables results/imdb/logs 2>/dev/null
+  fi
   exit $rc
 fi
 
