@@ -4,6 +4,7 @@ exactly as the workflow's `attacks` rule does (umia.pipeline.attack_tables). Pri
 and the peak memory (max RSS).
 
 usage: python benchmarks/attacks_scale.py [--models 256] [--examples 60000] [--methods 3]
+                                         [--threads 0] [--no-epsilons]
 """
 
 from __future__ import annotations
@@ -70,6 +71,10 @@ def main() -> None:
     ap.add_argument("--examples", type=int, default=60_000, help="pool + test")
     ap.add_argument("--candidates", type=int, default=1000)
     ap.add_argument("--methods", type=int, default=3, help="unlearning methods besides the controls")
+    ap.add_argument("--threads", type=int, default=0, help="methods attacked side by side (0: one a core)")
+    ap.add_argument(
+        "--no-epsilons", action="store_true", help="skip the attacks' challenge epsilons (as the tuning stage does)"
+    )
     args = ap.parse_args()
     n_test = args.examples // 6
     methods = [f"method{k}" for k in range(args.methods)]
@@ -91,18 +96,22 @@ def main() -> None:
             out_summary=str(tmp / "summary.csv"),
             out_per_example=str(tmp / "per_example.parquet"),
             out_roc=str(tmp / "roc.parquet"),
+            out_utility=str(tmp / "utility.csv"),
             methods=methods,
             n_folds=4,
             loss_cv_folds=5,
             n_bootstrap=100,
             seed=0,
             config_hash="bench",
+            threads=args.threads,
+            attack_epsilons=not args.no_epsilons,
         )
         dt = time.perf_counter() - t0
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     pd.set_option("display.width", 200)
     print(summary[["method", "attack", "accuracy", "auc", "tpr_at_1pct_fpr"]].to_string(index=False))
     shape = f"{args.models} models x {args.examples} examples x 2 views, {len(methods)} methods + 2 controls"
+    shape += f", {args.threads or 'all'} threads" + (", no challenge epsilons" if args.no_epsilons else "")
     print(f"\nattacks on {shape}:")
     print(f"  wall time {dt:.1f} s; peak RSS {rss:.2f} GiB (before the attacks: {rss0:.2f} GiB)")
 
