@@ -27,8 +27,8 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/umia-startup")
     ap.add_argument("--models", type=int, default=3)
     ap.add_argument(
-        "--cudnn", choices=["benchmark", "heuristic", "off"], default=None,
-        help="override umia.device's choice: cuDNN's autotuner, its heuristics (no autotuning), or no cuDNN",
+        "--cudnn", choices=["benchmark", "heuristic"], default=None,
+        help="override umia.device's choice: cuDNN's autotuner, or its heuristics (no autotuning)",
     )  # fmt: skip
     ap.add_argument("--epochs", type=float, default=None, help="override the recipe's epochs (a quick check)")
     ap.add_argument(
@@ -85,7 +85,6 @@ def main() -> None:
     parts["data to the device, normalised"] = time.perf_counter() - t
     if args.cudnn:
         torch.backends.cudnn.benchmark = args.cudnn == "benchmark"
-        torch.backends.cudnn.enabled = args.cudnn != "off"
     keep = {i: task.masks(cfg["seed"], i)[0] for i in range(args.models)}
     times, scores = [], []
     t = time.perf_counter()
