@@ -168,7 +168,8 @@ def attack_tables(
     s = io.read_table(scores, io.SCORES, config_hash, columns=[*attacks.SCORE_COLUMNS, "correct"])
     m = io.read_table(membership, io.MEMBERSHIP, config_hash).to_pandas()
     lm = None if lm_stats is None else io.read_table(lm_stats, io.LM_STATS, config_hash, columns=attacks.LM_COLUMNS)
-    util = utility.per_method(utility.per_model(s, m), methods, n_bootstrap, seed)
+    tokens = None if lm_stats is None else io.read_table(lm_stats, io.LM_STATS, config_hash, columns=utility.LM_COLUMNS)
+    util = utility.per_method(utility.per_model(s, m, tokens), methods, n_bootstrap, seed)
     ratio = dict(zip(util.method, util.retain_ratio * util.test_ratio, strict=True))
     summary, per_example, roc = attacks.run(
         s,

@@ -117,7 +117,8 @@ def _utility_part(util: pd.DataFrame, colours: Mapping[str, str]) -> list[str]:
     )
     return [
         "<h2>Utility and the challenge's score</h2><p>Mean accuracy of each method's models on the test "
-        "split, on what they kept (D_i minus F_i) and on what they forgot (F_i), with 95% bootstrap intervals "
+        "split, on what they kept (D_i minus F_i) and on what they forgot (F_i) (for text, next-token accuracy "
+        "over the set's tokens), with 95% bootstrap intervals "
         "over models; the NeurIPS 2023 unlearning challenge's forget score (its per-example epsilon of the "
         "unlearned against the retrained models' confidences, bucketed) and its final score (times the retain "
         "and test accuracy ratios to the retrains; higher is better). <code>tables/utility.csv</code>; the "

@@ -5,6 +5,11 @@ For model i of a method: test accuracy on the test split, retain accuracy on D_i
 it kept; for a retrain, all it trained on), forget accuracy on F_i. The ratios to the retrains'
 means are the NeurIPS 2023 challenge's utility factors (its final score multiplies the forget
 score by the retain and the test ratio).
+
+For a language model the accuracy is next-token accuracy: the share of a set's next tokens that
+are the model's top-1 prediction, over all the set's tokens (io.LM_STATS' ``token_accuracy``
+weighted by ``n_tokens``), not the score table's per-review ``correct`` (at least half a review's
+tokens right), which a small model almost never reaches.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import pyarrow.compute as pc
 from umia.attacks import _codes
 
 COLUMNS = ["model_id", "method", "example_id", "view", "correct"]
+LM_COLUMNS = ["model_id", "method", "example_id", "token_accuracy", "n_tokens"]  # of io.LM_STATS
 SPLITS = ("test", "retain", "forget")
 PER_METHOD = [
     "method",
@@ -32,12 +38,15 @@ PER_METHOD = [
 ]
 
 
-def per_model(scores: pa.Table, membership: pd.DataFrame) -> pd.DataFrame:
+def per_model(scores: pa.Table, membership: pd.DataFrame, lm_stats: pa.Table | None = None) -> pd.DataFrame:
     """Accuracy of every model on its three sets, first view: columns method, model_id and
-    ``<set>_accuracy`` for test, retain and forget (nan where a set is empty)."""
+    ``<set>_accuracy`` for test, retain and forget (nan where a set is empty). With ``lm_stats``
+    (text; columns ``LM_COLUMNS``) the accuracy is next-token accuracy over the set's tokens."""
     views = _codes(scores["view"])[1]
     first = "identity" if "identity" in views else views[0]
     t = scores.filter(pc.equal(scores["view"], first))
+    if lm_stats is not None:  # one row per (model, method, review): the weights are the tokens
+        t = lm_stats
     n_models = int(membership["model_id"].max()) + 1
     n_pool = int(membership["example_id"].max()) + 1
     n_examples = int(pc.max(t["example_id"]).as_py()) + 1
@@ -52,18 +61,25 @@ def per_model(scores: pa.Table, membership: pd.DataFrame) -> pd.DataFrame:
     }
     method, names = _codes(t["method"])
     model, example = np.asarray(t["model_id"]), np.asarray(t["example_id"])
-    correct = np.asarray(t["correct"]).astype(np.float64)
+    if lm_stats is None:
+        correct, weight = np.asarray(t["correct"]).astype(np.float64), np.ones(len(t))
+    else:
+        weight = np.asarray(t["n_tokens"]).astype(np.float64)
+        correct = np.asarray(t["token_accuracy"]).astype(np.float64)
     frames = []
     for k, name in enumerate(names):
         rows = np.flatnonzero(method == k)
         cube = np.full((n_models, n_examples), np.nan)
+        w = np.zeros((n_models, n_examples))
         cube[model[rows], example[rows]] = correct[rows]
+        w[model[rows], example[rows]] = weight[rows]
         present = np.unique(model[rows])
         out = {"method": name, "model_id": present}
         for s, mask in sets.items():
             m = mask[present] & np.isfinite(cube[present])
+            wm = np.where(m, w[present], 0.0)
             with np.errstate(invalid="ignore"):
-                out[f"{s}_accuracy"] = np.where(m, cube[present], 0).sum(1) / m.sum(1)
+                out[f"{s}_accuracy"] = (np.where(m, cube[present], 0) * wm).sum(1) / wm.sum(1)
         frames.append(pd.DataFrame(out))
     return pd.concat(frames, ignore_index=True)
 

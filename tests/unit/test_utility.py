@@ -58,3 +58,21 @@ def test_per_method_ratios_and_drop():
     assert table.loc["retrain", "test_ratio"] == 1.0
     # every model of ft has the same accuracy: the interval is a point
     assert table.loc["ft", "test_accuracy_ci_low"] == table.loc["ft", "test_accuracy_ci_high"] == 0.5
+
+
+def test_text_accuracy_is_next_token_accuracy_over_the_sets_tokens():
+    """With the LM statistics, a set's accuracy weighs each review by its tokens: model 0's test
+    reviews 4 (3 tokens, 1/3 right) and 5 (1 token, right) give (1 + 1) / 4 = 0.5, not the mean of
+    1/3 and 1; its forget review 1 at 0.25 gives 0.25 (the score table's `correct` is ignored)."""
+    scores, membership = _tables()
+    acc = {0: 0.9, 1: 0.25, 2: 0.1, 3: 0.1, 4: 1 / 3, 5: 1.0}
+    n = {0: 2, 1: 4, 2: 1, 3: 1, 4: 3, 5: 1}
+    rows = [(m, "none", ex, acc[ex], n[ex]) for m in (0, 1) for ex in range(6)]
+    rows += [(m, "retrain", ex, 0.5, n[ex]) for m in (0, 1) for ex in range(6)]
+    lm = pa.Table.from_pandas(pd.DataFrame(rows, columns=utility.LM_COLUMNS), preserve_index=False)
+    models = utility.per_model(scores, membership, lm).set_index(["method", "model_id"])
+    assert models.loc[("none", 0), "test_accuracy"] == pytest.approx(0.5)
+    assert models.loc[("none", 0), "forget_accuracy"] == pytest.approx(0.25)
+    assert models.loc[("none", 0), "retain_accuracy"] == pytest.approx(0.9)  # example 0 alone
+    assert models.loc[("none", 1), "retain_accuracy"] == pytest.approx(0.1)  # example 2
+    assert set(models.index.get_level_values(0)) == {"none", "retrain"}  # the methods of the LM table

@@ -152,6 +152,13 @@ def test_text_outputs_follow_the_contract(text_run):
     assert (both.min_k <= both.phi + 1e-5).all()  # the lowest 20% of the token log-probs
     assert (both.correct == (both.token_accuracy >= 0.5)).all()
     assert both.n_tokens.between(1, 39).all()  # cut at max_tokens = 40, bos included
+    # the utility table's test accuracy: next-token accuracy over the test reviews' tokens
+    util = pd.read_csv(text_run / "tables/utility.csv").set_index("method")
+    test = stats[stats.split == "test"].assign(hits=lambda d: d.token_accuracy * d.n_tokens)
+    per = test.groupby(["method", "model_id"])[["hits", "n_tokens"]].sum()
+    expect = (per.hits / per.n_tokens).groupby("method").mean()
+    assert (expect > 0).all(), "a trained LM predicts some next tokens"
+    np.testing.assert_allclose(util.loc[expect.index, "test_accuracy"], expect, rtol=1e-5)
 
     m = pd.read_parquet(text_run / "plan/membership.parquet")
     assert len(m) == N * N_POOL and (m.groupby("example_id").in_train.sum() == N // 2).all()
