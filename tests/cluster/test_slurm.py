@@ -9,6 +9,7 @@ import threading
 import time
 
 import pytest
+import yaml
 
 from .conftest import ROOT, assert_same_tables, cluster_profile, run, snakemake_cmd
 
@@ -33,7 +34,10 @@ def test_slurm_plugin_profile_survives_sigterm_and_a_time_limit_and_matches_loca
     (the profile's `--signal=TERM@120` with a 3-minute runtime, the job slowed to outlast it)."""
     prof = cluster_profile("slurm", tmp_path)
     cfg = prof / "config.v8+.yaml"
-    cfg.write_text(cfg.read_text().replace("unlearn: {runtime: 60 * attempt", "unlearn: {runtime: 3 * attempt"))
+    edited = yaml.safe_load(cfg.read_text())  # the study's unlearning jobs get 3 minutes
+    assert "unlearn" in edited["set-resources"], "the profile no longer sets the unlearn rule's resources"
+    edited["set-resources"]["unlearn"] = {**edited["set-resources"]["unlearn"], "runtime": "3 * attempt"}
+    cfg.write_text(yaml.safe_dump(edited))
     results = tmp_path / "results"
     signalled = []
 
