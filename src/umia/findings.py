@@ -1,10 +1,13 @@
 """The findings in numbers (``tables/findings.csv``), from the tables alone (pandas and numpy).
 
-One row per method (the ``none`` control is the baseline and has none): the shares of forget
-examples whose per-example U-LiRA accuracy got worse or better than on the originals beyond the
-sampling noise (and worse at all), the same for the retained examples' LiRA accuracy with its mean
-change, and, where methods unlearn, the share of forget examples whose phi reached their retrain
-mean during unlearning and the median share of the run that took. The figures draw the same
+One row per method, controls first: the shares of forget examples whose per-example U-LiRA
+accuracy got worse or better than on the originals beyond the sampling noise (and worse at all;
+the ``none`` control is the baseline and has no shares), the same for the retained examples' LiRA
+accuracy with its mean change, how much more the forget examples' U-LiRA accuracies differ than
+their sampling noise alone would make them (``forget_dispersion``, every method; the retrain
+control's is the noise level), and, where methods unlearn, the share of forget examples whose phi
+reached their retrain mean during unlearning, the median share of the run that took, and the
+dispersion of the share of models in which each example reached it (``reach_dispersion``). The figures draw the same
 numbers (``umia.plots`` calls the functions here); nothing here draws.
 """
 
@@ -29,8 +32,9 @@ COLUMNS = (
     "retained_share_better",
     "retained_share_worse_any",
     "retained_mean_change",
+    "forget_dispersion",
 )
-REACH_COLUMNS = ("share_reached", "median_reach_fraction")
+REACH_COLUMNS = ("share_reached", "median_reach_fraction", "reach_dispersion")
 _SHARES = ("share_worse", "share_better", "share_worse_any", "n_examples")
 
 
@@ -54,6 +58,30 @@ def moved(after: np.ndarray, before: np.ndarray, n: np.ndarray, z: float = 2.0) 
     a, b = np.clip(after, lo, 1 - lo), np.clip(before, lo, 1 - lo)
     se = np.sqrt(a * (1 - a) / n + b * (1 - b) / n)
     return after - before > z * se, before - after > z * se
+
+
+def dispersion(p: np.ndarray, n: np.ndarray) -> float:
+    """How much per-example shares ``p`` (each over ``n`` trials) differ across examples, against
+    what their sampling alone gives: var(p) / mean(p (1 - p) / (n - 1)), the sample variance over
+    the mean unbiased binomial variance. About 1 when examples differ by noise alone (more where
+    an example's trials share models, as U-LiRA's folds do: read it against the retrain
+    control's); nan with fewer than two examples or no sampling variance."""
+    p, n = np.asarray(p, float), np.asarray(n, float)
+    ok = np.isfinite(p) & (n > 1)
+    p, n = p[ok], n[ok]
+    noise = float(np.mean(p * (1 - p) / (n - 1))) if len(p) else 0.0
+    return float(np.var(p, ddof=1)) / noise if len(p) > 1 and noise > 0 else np.nan
+
+
+def forget_dispersions(per_ex: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
+    """Per method (controls included): ``dispersion`` of the forget examples' U-LiRA accuracies."""
+    df = per_ex[per_ex["attack"] == FORGET_ATTACK]
+    rows = [
+        {"method": m, "forget_dispersion": dispersion(d["accuracy"], d["n_trials"])}
+        for m, d in ((m, df[df["method"] == m]) for m in method_order(order or df["method"].tolist()))
+        if len(d)
+    ]
+    return pd.DataFrame(rows, columns=["method", "forget_dispersion"])
 
 
 def shares(
@@ -104,18 +132,22 @@ def retained_changes(
 
 def reach_shares(reach: pd.DataFrame, order: Sequence[str] = ()) -> pd.DataFrame:
     """Per method: the share of forget examples whose phi reached their retrain mean during
-    unlearning (``reach_fraction`` finite) and the median share of the run it took (inf: most
-    never did)."""
+    unlearning (``reach_fraction`` finite), the median share of the run it took (inf: most
+    never did) and, where the table has each example's ``share_reached`` of ``n_models``, their
+    ``dispersion``."""
     present = set(reach["method"])
     rows = []
     for m in (m for m in method_order(order or reach["method"].tolist()) if m in present):
-        f = reach.loc[reach["method"] == m, "reach_fraction"].to_numpy(float)
+        d = reach[reach["method"] == m]
+        f = d["reach_fraction"].to_numpy(float)
         if len(f):
+            per_model = {"share_reached", "n_models"} <= set(d.columns)
             rows.append(
                 {
                     "method": m,
                     "share_reached": float(np.isfinite(f).mean()),
                     "median_reach_fraction": float(np.median(f)),
+                    "reach_dispersion": dispersion(d["share_reached"], d["n_models"]) if per_model else np.nan,
                 }
             )
     return pd.DataFrame(rows, columns=["method", *REACH_COLUMNS])
@@ -131,8 +163,10 @@ def table(per_ex: pd.DataFrame, reach: pd.DataFrame | None = None, order: Sequen
     """The findings table: one row per method (controls first, then ``order``, by default the
     per-example table's), the columns of ``COLUMNS`` and, with ``reach``, ``REACH_COLUMNS``."""
     order = method_order(order or per_ex["method"].tolist())
-    found = _frame(forget_changes(per_ex), "forget").merge(
-        _frame(retained_changes(per_ex, order), "retained", ("mean_change",)), on="method", how="outer"
+    found = (
+        _frame(forget_changes(per_ex), "forget")
+        .merge(_frame(retained_changes(per_ex, order), "retained", ("mean_change",)), on="method", how="outer")
+        .merge(forget_dispersions(per_ex, order), on="method", how="outer")
     )
     if reach is not None:
         found = found.merge(reach_shares(reach, order), on="method", how="outer")

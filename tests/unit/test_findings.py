@@ -199,16 +199,33 @@ def test_findings_of_synthetic_tables(tmp_path):
     found = findings.write(paths["per_example"], str(tmp_path / "findings.csv"), reach=paths["reach"])
     assert list(found.columns) == [*findings.COLUMNS, *findings.REACH_COLUMNS]
     f = found.set_index("method")
-    assert list(found["method"]) == METHODS[1:]  # the config's order, controls first; none is the baseline
+    assert list(found["method"]) == METHODS  # the config's order, controls first
     assert f.loc["finetune", "forget_share_worse"] == 0.25 and f.loc["finetune", "forget_share_worse_any"] == 0.25
     assert f.loc["finetune", "forget_share_better"] == 0  # 0.05 is within the noise of 32 trials
     assert f.loc["finetune", "retained_share_worse_any"] == 0.5 and f.loc["finetune", "retained_share_worse"] == 0
     assert f.loc["finetune", "retained_mean_change"] == pytest.approx(0.01)
     assert f.loc["retrain", "retained_share_worse"] == 0
     assert f.loc["finetune", "share_reached"] == 0.75
+    assert np.isnan(f.loc["none", "forget_share_worse"])  # the baseline has no shares, only a dispersion
+    assert np.isfinite(f.loc[METHODS, "forget_dispersion"]).all()
     assert pd.read_csv(tmp_path / "findings.csv").shape == found.shape
     # without the rates tables (no unlearning methods): no reach columns
     assert list(findings.table(pd.read_parquet(paths["per_example"])).columns) == list(findings.COLUMNS)
+
+
+def test_dispersion_known_answers():
+    # var(0.4, 0.6) = 0.02 against 0.24 / 24 = 0.01: twice the sampling noise
+    assert findings.dispersion([0.4, 0.6], [25, 25]) == pytest.approx(2.0)
+    # binomial shares of examples that are alike: about 1 (20,000 examples, 50 trials each)
+    rng = np.random.default_rng(0)
+    alike = rng.binomial(50, 0.7, 20_000) / 50
+    assert findings.dispersion(alike, np.full(20_000, 50)) == pytest.approx(1.0, abs=0.03)
+    # examples that differ (true shares 0.5 and 0.9): far above 1
+    differ = rng.binomial(50, np.where(np.arange(20_000) % 2, 0.5, 0.9)) / 50
+    assert findings.dispersion(differ, np.full(20_000, 50)) > 5
+    # nan and one-trial examples are left out; fewer than two examples, or no noise: nan
+    assert findings.dispersion([0.4, np.nan, 0.6, 1.0], [25, 25, 25, 1]) == pytest.approx(2.0)
+    assert np.isnan(findings.dispersion([0.5], [25])) and np.isnan(findings.dispersion([0.0, 1.0], [9, 9]))
 
 
 def _hand_built():
@@ -233,7 +250,16 @@ def _hand_built():
     add("none", "lira_retained", range(10, 14), [0.9, 0.95, 0.5, 0.5], 64)
     add("retrain", "lira_retained", range(10, 14), [0.9, 0.95, 0.5, 0.5], 64)
     per_ex = pd.DataFrame(rows)
-    reach = pd.DataFrame({"method": "finetune", "example_id": range(4), "reach_fraction": [0.25, 0.5, 0.75, np.inf]})
+    # each example's share of 25 models that reached its retrain mean
+    reach = pd.DataFrame(
+        {
+            "method": "finetune",
+            "example_id": range(4),
+            "reach_fraction": [0.25, 0.5, 0.75, np.inf],
+            "share_reached": [0.4, 0.6, 0.5, 0.5],
+            "n_models": 25,
+        }
+    )
     return per_ex, reach
 
 
@@ -246,11 +272,15 @@ def test_findings_known_answer(tmp_path):
     )
     assert (tmp_path / "f.csv").read_text().splitlines() == [
         "method,forget_share_worse,forget_share_better,forget_share_worse_any,retained_share_worse,"
-        "retained_share_better,retained_share_worse_any,retained_mean_change,share_reached,median_reach_fraction",
-        "retrain,0,0,0.2,0,0,0,0,,",  # five examples: 0.55 is worse, not beyond the noise
-        "finetune,0.25,0.25,0.5,0.25,0,0.5,0.0125,0.75,0.625",
+        "retained_share_better,retained_share_worse_any,retained_mean_change,forget_dispersion,"
+        "share_reached,median_reach_fraction,reach_dispersion",
+        "none,,,,,,,,0,,,",  # the baseline: no shares; its five accuracies do not differ at all
+        # five examples: 0.55 is worse, not beyond the noise; dispersion 0.0005 / (0.2495 / 99)
+        "retrain,0,0,0.2,0,0,0,0,0.1984,,,",
+        # forget: var 0.0175 over 0.23625 / 99; reach: var 0.02 / 3 over 0.245 / 24
+        "finetune,0.25,0.25,0.5,0.25,0,0.5,0.0125,7.333,0.75,0.625,0.6531",
     ]
-    assert found.loc[1, "retained_mean_change"] == pytest.approx(0.0125)  # (0.1 + 0.05 + 0 - 0.1) / 4
+    assert found.loc[2, "retained_mean_change"] == pytest.approx(0.0125)  # (0.1 + 0.05 + 0 - 0.1) / 4
     row, before, after = findings.forget_changes(per_ex)["finetune"]
     assert row["n_examples"] == 4 and before.tolist() == [0.5] * 4 and after.tolist() == [0.65, 0.6, 0.35, 0.5]
 
