@@ -573,6 +573,28 @@ def challenge_input_epsilon(s_in: np.ndarray, s_out: np.ndarray, is_in: np.ndarr
     return challenge.epsilons(u, r), n
 
 
+def challenge_grid_warning(s_out: np.ndarray, is_out: np.ndarray, min_thresholds: int = 10) -> str | None:
+    """A warning when the challenge's own test cannot resolve the statistic: its single-threshold
+    grid has ``challenge.PER_UNIT`` thresholds a unit of phi, made for classifiers' logit-scaled
+    confidences, which vary across models by units; a language model's mean token log-probability
+    varies by thousandths, so most examples get one or two thresholds and the test separates
+    nothing. ``s_out`` (c, N): the retrains' phi (first view); ``is_out`` (c, N): which count.
+    None when the median example's range spans at least ``min_thresholds`` thresholds."""
+    x = np.where(is_out & np.isfinite(s_out), s_out, np.nan)
+    ok = (is_out & np.isfinite(s_out)).sum(1) > 1
+    if not ok.any():
+        return None
+    with np.errstate(invalid="ignore"):
+        spread = float(np.median(np.nanmax(x[ok], 1) - np.nanmin(x[ok], 1)))
+    if spread * challenge.PER_UNIT >= min_thresholds:
+        return None
+    return (
+        f"the challenge's own test (challenge_forget_score, challenge_score) cannot resolve phi here: "
+        f"an example's phi spans a median {spread:.3g} across the retrains, {spread * challenge.PER_UNIT:.1f} "
+        f"of its thresholds ({challenge.PER_UNIT} a unit); read the attacks' forget_score instead"
+    )
+
+
 def run(
     scores: pd.DataFrame | pa.Table,
     membership: pd.DataFrame,
@@ -629,6 +651,8 @@ def run(
     if "retrain" not in cube:
         raise ValueError("the score table has no retrain models; the OUT distributions come from them")
     s_out = cube["retrain"].phi[:, :, cand].transpose(2, 0, 1)  # (c, N, V)
+    if warning := challenge_grid_warning(s_out[..., 0], is_out):
+        log.warning(warning)
 
     def one_method(m: str) -> tuple[list, list, list]:
         rows, per_ex, rocs = [], [], []

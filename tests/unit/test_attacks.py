@@ -728,3 +728,18 @@ def test_run_adds_the_lm_attacks_only_with_lm_stats():
     assert set(roc.attack) >= {"population_zlib", "population_min_k"}
     same = summary[~summary.attack.isin(["population_zlib", "population_min_k"])].reset_index(drop=True)
     assert same.equals(base)  # the other rows do not change
+
+
+def test_challenge_grid_warning_names_a_statistic_too_fine_for_the_scorer():
+    rng = np.random.default_rng(0)
+    is_out = np.ones((50, 32), bool)
+    # a language model's mean token log-probability: a spread of thousandths across models
+    text = -4.3 + 0.0016 * rng.standard_normal((50, 32))
+    msg = A.challenge_grid_warning(text, is_out)
+    assert msg is not None and "forget_score" in msg and "100 a unit" in msg
+    # classifiers' logit-scaled confidences vary by units: no warning
+    assert A.challenge_grid_warning(3.0 + rng.standard_normal((50, 32)), is_out) is None
+    # only the OUT trials count, non-finite values drop out, examples with one trial are skipped
+    wide_in = np.where(np.arange(32) % 2, text, 100.0 * np.arange(32))
+    assert A.challenge_grid_warning(wide_in, (np.arange(32) % 2 == 1) & is_out) is not None
+    assert A.challenge_grid_warning(np.where(is_out, np.nan, 0.0), is_out) is None
