@@ -58,6 +58,7 @@ def main() -> None:
     print(pd.DataFrame(rows).to_string(index=False))
     print()
     cols = ["forget_share_worse", "forget_share_better", "forget_share_worse_any", "forget_dispersion"]
+    cols = [c for c in cols if c in findings]  # tables written before the dispersion have none
     print("(2) forget examples more (worse) / less (better) vulnerable than on the originals, beyond two SE,")
     print("    and the variance of their U-LiRA accuracies over the sampling variance; the retrain row is the")
     print("    noise level of both:")

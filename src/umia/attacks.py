@@ -574,12 +574,15 @@ def challenge_input_epsilon(s_in: np.ndarray, s_out: np.ndarray, is_in: np.ndarr
 
 
 def challenge_grid_warning(s_out: np.ndarray, is_out: np.ndarray, min_thresholds: int = 10) -> str | None:
-    """A warning when the challenge's own test cannot resolve the statistic: its single-threshold
-    grid has ``challenge.PER_UNIT`` thresholds a unit of phi, made for classifiers' logit-scaled
-    confidences, which vary across models by units; a language model's mean token log-probability
-    varies by thousandths, so most examples get one or two thresholds and the test separates
-    nothing. ``s_out`` (c, N): the retrains' phi (first view); ``is_out`` (c, N): which count.
-    None when the median example's range spans at least ``min_thresholds`` thresholds."""
+    """A warning when the challenge's own test is too coarse for the statistic: its
+    single-threshold grid has ``challenge.PER_UNIT`` thresholds a unit of phi, made for
+    classifiers' logit-scaled confidences, which vary across models by units; a language model's
+    mean token log-probability varies by thousandths, so an example's range holds one or two
+    thresholds, each at an extreme, which the scorer drops (one error rate 0): the single rule is
+    empty, and the double rule's few cuts fall where its grid does, not where the populations
+    differ. Shifts under about ten thresholds' width are not resolved (at 10x the spread they
+    are). ``s_out`` (c, N): the retrains' phi (first view); ``is_out`` (c, N): which count. None
+    when the median example's range spans at least ``min_thresholds`` thresholds."""
     x = np.where(is_out & np.isfinite(s_out), s_out, np.nan)
     ok = (is_out & np.isfinite(s_out)).sum(1) > 1
     if not ok.any():
@@ -589,9 +592,10 @@ def challenge_grid_warning(s_out: np.ndarray, is_out: np.ndarray, min_thresholds
     if spread * challenge.PER_UNIT >= min_thresholds:
         return None
     return (
-        f"the challenge's own test (challenge_forget_score, challenge_score) cannot resolve phi here: "
+        f"the challenge's own test (challenge_forget_score, challenge_score) is too coarse for phi here: "
         f"an example's phi spans a median {spread:.3g} across the retrains, {spread * challenge.PER_UNIT:.1f} "
-        f"of its thresholds ({challenge.PER_UNIT} a unit); read the attacks' forget_score instead"
+        f"of its thresholds ({challenge.PER_UNIT} a unit), so shifts smaller than about "
+        f"{min_thresholds / challenge.PER_UNIT:g} are not resolved; read U-LiRA's accuracy and TPR instead"
     )
 
 

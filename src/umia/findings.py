@@ -63,9 +63,12 @@ def moved(after: np.ndarray, before: np.ndarray, n: np.ndarray, z: float = 2.0) 
 def dispersion(p: np.ndarray, n: np.ndarray) -> float:
     """How much per-example shares ``p`` (each over ``n`` trials) differ across examples, against
     what their sampling alone gives: var(p) / mean(p (1 - p) / (n - 1)), the sample variance over
-    the mean unbiased binomial variance. About 1 when examples differ by noise alone (more where
-    an example's trials share models, as U-LiRA's folds do: read it against the retrain
-    control's); nan with fewer than two examples or no sampling variance."""
+    the mean unbiased binomial variance. About 1 when examples differ by noise alone and each
+    example's trials are alike. A rough reference, not a test: U-LiRA's trials share the models
+    of their folds (more than 1; the retrain control's row shows how much), each example has a
+    fixed half of IN and of OUT trials (less than 1 where their accuracies differ), and the
+    models that unlearned an example share one estimated retrain mean (more than 1 for
+    ``reach_dispersion``). nan with fewer than two examples or no sampling variance."""
     p, n = np.asarray(p, float), np.asarray(n, float)
     ok = np.isfinite(p) & (n > 1)
     p, n = p[ok], n[ok]

@@ -206,9 +206,13 @@ def summary_page(
         "<h2>Findings</h2><p>Shares of forget examples whose per-example U-LiRA accuracy rose above the one on "
         "the originals (worse) or fell (better) by more than two standard errors of the two accuracies, and "
         "the share that rose at all (<code>_any</code>); the same for the retained examples' LiRA accuracy, "
-        "with its mean change; the share of forget examples whose confidence reached their retrain mean "
-        "during unlearning, and the median share of the run that took (inf: most never did). The retrain "
-        "control's row is the level that independent training alone produces.</p>",
+        "with its mean change; how much more the forget examples' U-LiRA accuracies differ than their "
+        "sampling noise would make them (<code>forget_dispersion</code>, the variance over the binomial one; "
+        "the none row, the baseline, has only this); the share of forget examples whose confidence reached "
+        "their retrain mean during unlearning in at least half their models, the median share of the run "
+        "that took (inf: most never did), and the same variance ratio for each example's share of models "
+        "that reached it (<code>reach_dispersion</code>). The retrain control's row is the level that "
+        "independent training alone produces.</p>",
         _table(f, colours),
         "<h2>Provenance</h2>",
         f"<p>Code: {html.escape(provenance.code_version(workflow_dir))}. Page written "

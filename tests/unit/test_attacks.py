@@ -736,7 +736,7 @@ def test_challenge_grid_warning_names_a_statistic_too_fine_for_the_scorer():
     # a language model's mean token log-probability: a spread of thousandths across models
     text = -4.3 + 0.0016 * rng.standard_normal((50, 32))
     msg = A.challenge_grid_warning(text, is_out)
-    assert msg is not None and "forget_score" in msg and "100 a unit" in msg
+    assert msg is not None and "too coarse" in msg and "100 a unit" in msg and "smaller than about 0.1" in msg
     # classifiers' logit-scaled confidences vary by units: no warning
     assert A.challenge_grid_warning(3.0 + rng.standard_normal((50, 32)), is_out) is None
     # only the OUT trials count, non-finite values drop out, examples with one trial are skipped
