@@ -534,6 +534,7 @@ SUMMARY_COLUMNS = [
     "score",
     "challenge_forget_score",
     "challenge_score",
+    "challenge_thresholds",
     "n_targets",
     "n_trials",
     "n_nonfinite",
@@ -573,7 +574,25 @@ def challenge_input_epsilon(s_in: np.ndarray, s_out: np.ndarray, is_in: np.ndarr
     return challenge.epsilons(u, r), n
 
 
-def challenge_grid_warning(s_out: np.ndarray, is_out: np.ndarray, min_thresholds: int = 10) -> str | None:
+CHALLENGE_MIN_THRESHOLDS = 10  # fewer in the median example's range: the challenge's own test is too coarse
+
+
+def challenge_thresholds(s_out: np.ndarray, is_out: np.ndarray) -> float:
+    """How many of the challenge scorer's single-threshold grid points (``challenge.PER_UNIT`` a
+    unit of phi) the median example's range of phi across the retrains spans. ``s_out`` (c, N):
+    the retrains' phi (first view); ``is_out`` (c, N): which count. nan where no example has two
+    finite retrain values."""
+    ok_trials = is_out & np.isfinite(s_out)
+    ok = ok_trials.sum(1) > 1
+    if not ok.any():
+        return np.nan
+    x = np.where(ok_trials, s_out, np.nan)[ok]
+    return float(np.median(np.nanmax(x, 1) - np.nanmin(x, 1))) * challenge.PER_UNIT
+
+
+def challenge_grid_warning(
+    s_out: np.ndarray, is_out: np.ndarray, min_thresholds: int = CHALLENGE_MIN_THRESHOLDS
+) -> str | None:
     """A warning when the challenge's own test is too coarse for the statistic: its
     single-threshold grid has ``challenge.PER_UNIT`` thresholds a unit of phi, made for
     classifiers' logit-scaled confidences, which vary across models by units; a language model's
@@ -581,19 +600,14 @@ def challenge_grid_warning(s_out: np.ndarray, is_out: np.ndarray, min_thresholds
     thresholds, each at an extreme, which the scorer drops (one error rate 0): the single rule is
     empty, and the double rule's few cuts fall where its grid does, not where the populations
     differ. Shifts under about ten thresholds' width are not resolved (at 10x the spread they
-    are). ``s_out`` (c, N): the retrains' phi (first view); ``is_out`` (c, N): which count. None
-    when the median example's range spans at least ``min_thresholds`` thresholds."""
-    x = np.where(is_out & np.isfinite(s_out), s_out, np.nan)
-    ok = (is_out & np.isfinite(s_out)).sum(1) > 1
-    if not ok.any():
-        return None
-    with np.errstate(invalid="ignore"):
-        spread = float(np.median(np.nanmax(x[ok], 1) - np.nanmin(x[ok], 1)))
-    if spread * challenge.PER_UNIT >= min_thresholds:
+    are). None when the median example's range (``challenge_thresholds``) spans at least
+    ``min_thresholds`` thresholds."""
+    k = challenge_thresholds(s_out, is_out)
+    if not k < min_thresholds:  # nan: nothing to judge
         return None
     return (
         f"the challenge's own test (challenge_forget_score, challenge_score) is too coarse for phi here: "
-        f"an example's phi spans a median {spread:.3g} across the retrains, {spread * challenge.PER_UNIT:.1f} "
+        f"an example's phi spans a median {k / challenge.PER_UNIT:.3g} across the retrains, {k:.1f} "
         f"of its thresholds ({challenge.PER_UNIT} a unit), so shifts smaller than about "
         f"{min_thresholds / challenge.PER_UNIT:g} are not resolved; read U-LiRA's accuracy and TPR instead"
     )
@@ -626,7 +640,9 @@ def run(
     Every row carries the challenge's forget score of the attack's per-example epsilons
     (``forget_score``) and of its own input (``challenge_forget_score``: phi of the method's models
     against the retrains', umia.challenge), and, with ``utility_ratio`` (method -> retain ratio x
-    test ratio, umia.utility), the final scores ``score`` and ``challenge_score``. Without
+    test ratio, umia.utility), the final scores ``score`` and ``challenge_score``, and
+    ``challenge_thresholds``, how many of that test's thresholds the median example's range of phi
+    spans (under ``CHALLENGE_MIN_THRESHOLDS`` it is too coarse: ``challenge_grid_warning``). Without
     ``attack_epsilons`` the attacks' challenge epsilons (about 1 ms an example and attack, most of
     the time here) are left NaN, and with them ``epsilon``, ``forget_score`` and ``score``: the
     tuning stage, which reads none of them, runs so; the challenge's own test is always computed.
@@ -655,6 +671,7 @@ def run(
     if "retrain" not in cube:
         raise ValueError("the score table has no retrain models; the OUT distributions come from them")
     s_out = cube["retrain"].phi[:, :, cand].transpose(2, 0, 1)  # (c, N, V)
+    grid = challenge_thresholds(s_out[..., 0], is_out)
     if warning := challenge_grid_warning(s_out[..., 0], is_out):
         log.warning(warning)
 
@@ -696,6 +713,7 @@ def run(
                     **_row(t, n_bootstrap, seed, eps, eps_single, ratio),
                     "challenge_forget_score": input_score,
                     "challenge_score": input_score * ratio,
+                    "challenge_thresholds": grid,
                     "n_targets": n_models,
                     "diverged_models": diverged,
                 }

@@ -9,11 +9,12 @@ import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import yaml
 
-from umia import io, provenance, registry, verdict
+from umia import attacks, challenge, io, provenance, registry, verdict
 from umia.io import atomic_path
 from umia.plots import attack_label, attacks_in, method_colours, method_order
 
@@ -102,8 +103,10 @@ def summary_rows(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _utility_part(util: pd.DataFrame, colours: Mapping[str, str]) -> list[str]:
-    """Utility beside privacy, and the NeurIPS 2023 challenge's scores, one row per method."""
+def _utility_part(util: pd.DataFrame, colours: Mapping[str, str], grid: float = np.nan) -> list[str]:
+    """Utility beside privacy, and the NeurIPS 2023 challenge's scores, one row per method; with a
+    warning where ``grid`` (the summary's ``challenge_thresholds``) says the challenge's own test
+    is too coarse for phi."""
     rows = pd.DataFrame(
         {
             "method": util["method"],
@@ -123,6 +126,16 @@ def _utility_part(util: pd.DataFrame, colours: Mapping[str, str]) -> list[str]:
         "unlearned against the retrained models' confidences, bucketed) and its final score (times the retain "
         "and test accuracy ratios to the retrains; higher is better). <code>tables/utility.csv</code>; the "
         "forget score of each attack's statistic is in <code>tables/summary.csv</code>.</p>",
+        *(
+            [
+                f"<p class='bad'>The challenge's own test is too coarse for these models: an example's confidence "
+                f"spans a median {grid:.1f} of its thresholds across the retrains (it has {challenge.PER_UNIT} a "
+                "unit, made for classifiers' logit-scaled confidences), so its forget score does not resolve "
+                "the differences the attacks above measure; read U-LiRA's accuracy and TPR instead.</p>"
+            ]
+            if grid < attacks.CHALLENGE_MIN_THRESHOLDS
+            else []
+        ),
         _table(rows, colours),
     ]
 
@@ -147,6 +160,12 @@ def _tuning_part(tuning: pd.DataFrame, colours: Mapping[str, str]) -> list[str]:
         "setting tried is in <code>tables/tuning.csv</code>.</p>",
         _table(rows, colours),
     ]
+
+
+def _grid(summary: pd.DataFrame) -> float:
+    """The summary's ``challenge_thresholds`` (nan in tables written before it)."""
+    col = summary.get("challenge_thresholds")
+    return float(col.iloc[0]) if col is not None and len(col) else np.nan
 
 
 def summary_page(
@@ -201,7 +220,7 @@ def summary_page(
         + ", ".join(attack_label(a) for a in dict.fromkeys(s["attack"]))
         + ". The full table, with AUC and TPR at 0.1% FPR, is <code>tables/summary.csv</code>.</p>",
         _table(summary_rows(s), colours),
-        *(_utility_part(pd.read_csv(utility), colours) if utility else []),
+        *(_utility_part(pd.read_csv(utility), colours, _grid(s)) if utility else []),
         *(_tuning_part(pd.read_csv(tuning), colours) if tuning else []),
         "<h2>Findings</h2><p>Shares of forget examples whose per-example U-LiRA accuracy rose above the one on "
         "the originals (worse) or fell (better) by more than two standard errors of the two accuracies, and "

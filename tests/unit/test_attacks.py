@@ -743,3 +743,7 @@ def test_challenge_grid_warning_names_a_statistic_too_fine_for_the_scorer():
     wide_in = np.where(np.arange(32) % 2, text, 100.0 * np.arange(32))
     assert A.challenge_grid_warning(wide_in, (np.arange(32) % 2 == 1) & is_out) is not None
     assert A.challenge_grid_warning(np.where(is_out, np.nan, 0.0), is_out) is None
+    # the count itself: ranges 0.02 and 0.04 and 0.06 across the retrains, median 0.04: 4 thresholds
+    three = np.array([[0.0, 0.02, 0.01], [1.0, 1.04, 1.02], [5.0, 5.06, 5.03]])
+    assert A.challenge_thresholds(three, np.ones((3, 3), bool)) == pytest.approx(4.0)
+    assert np.isnan(A.challenge_thresholds(three, np.eye(3, dtype=bool)))  # one retrain each: nothing to span

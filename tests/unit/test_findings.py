@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import umia
@@ -389,6 +390,47 @@ def test_summary_page_shows_tables_and_provenance(tmp_path):
     assert "0.600 [0.590, 0.610]" in page  # accuracy with its interval
     assert page.count("class='ok'") == 4 and "FAILS" not in page  # 3 attacks on retrain, and none
     assert "per_example_stop" in page and "torch" in page and f"umia {umia.__version__}" in page
+    assert "too coarse" not in page  # no utility table, and no challenge_thresholds column
+
+
+def test_summary_page_warns_where_the_challenges_test_is_too_coarse(tmp_path):
+    summary, *_ = _tables(np.random.default_rng(1))
+    utility = pd.DataFrame(
+        {
+            "method": ["none", "retrain"],
+            "test_accuracy": 0.24,
+            "retain_accuracy": 0.24,
+            "forget_accuracy": 0.25,
+            "test_drop": 0.0,
+            "challenge_forget_score": [0.82, 0.85],
+            "challenge_score": [0.82, 0.85],
+        }
+    )
+    utility.to_csv(tmp_path / "utility.csv", index=False)
+    pd.DataFrame({"method": ["retrain"], "forget_share_worse": [0.0]}).to_csv(tmp_path / "findings.csv", index=False)
+    pq.write_table(pa.table({"model_id": pa.array([0], pa.int32())}), tmp_path / "scores.parquet")
+    config = {
+        "experiment": "x",
+        "dataset": {"name": "imdb"},
+        "network": "gpt2",
+        "n_models": 32,
+        "candidates": {"mode": "random", "size": 500},
+        "views": ["identity"],
+    }
+    pages = {}
+    for grid in (0.7, 250.0):  # a language model's phi; a classifier's
+        pd.DataFrame(summary).assign(challenge_thresholds=grid).to_csv(tmp_path / "summary.csv", index=False)
+        summary_page(
+            summary=str(tmp_path / "summary.csv"),
+            findings=str(tmp_path / "findings.csv"),
+            scores=str(tmp_path / "scores.parquet"),
+            config=config,
+            out=str(tmp_path / "summary.html"),
+            utility=str(tmp_path / "utility.csv"),
+        )
+        pages[grid] = (tmp_path / "summary.html").read_text()
+    assert "too coarse" in pages[0.7] and "a median 0.7 of its thresholds" in pages[0.7]
+    assert "too coarse" not in pages[250.0] and "challenge forget score" in pages[250.0]
 
 
 def test_protected_examples_show_reviews_for_text(tmp_path):

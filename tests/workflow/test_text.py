@@ -182,7 +182,10 @@ def test_text_outputs_follow_the_contract(text_run):
     for stem in FIGURES:
         for ext in ("png", "pdf"):
             assert (text_run / f"figures/{stem}.{ext}").stat().st_size > 5000
-    assert "holds" in (text_run / "report/summary.html").read_text()
+    page = (text_run / "report/summary.html").read_text()
+    assert "holds" in page
+    # a language model's phi varies across models by far less than the challenge's threshold grid
+    assert (summary.challenge_thresholds < 10).all() and "too coarse" in page
 
 
 def test_text_controls(text_run):

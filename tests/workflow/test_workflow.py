@@ -197,6 +197,9 @@ def test_report_is_a_web_page(tiny_run, tmp_path):
     summary_page = (tiny_run / "report/summary.html").read_text()
     assert "holds" in summary_page and "FAILS" not in summary_page
     assert "CPU (" in summary_page  # the device the model jobs ran on
+    # a classifier's logit-scaled confidence spans the challenge's threshold grid: no warning
+    assert (pd.read_csv(tiny_run / "tables/summary.csv").challenge_thresholds >= 10).all()
+    assert "too coarse" not in summary_page
 
     browser = next((b for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)), None)
     if browser is None:
