@@ -184,8 +184,10 @@ def test_text_outputs_follow_the_contract(text_run):
             assert (text_run / f"figures/{stem}.{ext}").stat().st_size > 5000
     page = (text_run / "report/summary.html").read_text()
     assert "holds" in page
-    # a language model's phi varies across models by far less than the challenge's threshold grid
-    assert (summary.challenge_thresholds < 10).all() and "too coarse" in page
+    # the report warns about the challenge's grid exactly where the summary says it is too coarse
+    # (this memorising tiny setting spans about 19 thresholds; the given bases below, about 5)
+    assert (summary.challenge_thresholds > 0).all()
+    assert ("too coarse" in page) == bool(summary.challenge_thresholds.iloc[0] < 10)
 
 
 def test_text_controls(text_run):
@@ -239,6 +241,10 @@ def test_a_pretrained_base_of_each_family_runs_the_whole_workflow(tmp_path, fami
     s = summary.set_index(["method", "attack"])
     if not adapter:
         assert s.loc[("none", "ulira"), "accuracy"] > 0.6  # the fine-tuned copies of this base memorise
+        # a gentle fine-tuning's phi varies across models by less than the challenge's threshold
+        # grid resolves (5.1-5.8 of its thresholds here): the report page says so
+        assert (summary.challenge_thresholds < 10).all()
+        assert "too coarse" in (run / "report/summary.html").read_text()
     # an unlearning job starts from its original (its adapter loaded, not the bare base): the
     # forget reviews' phi before the first step is the original's, and the method moves it
     orig = scores[scores.stage == "original"].set_index(["model_id", "example_id"]).phi
