@@ -22,7 +22,10 @@ GPU_JOBS=${GPU_JOBS:-}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 # one pip call: a second --target --upgrade would replace the first one's bin/ (snakemake)
-python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/*.whl $(ls .abw/airbench-*.whl 2>/dev/null)
+# (without .whl: installed by an earlier call of this held machine, as a long run's last call carries the data)
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --upgrade --target /tmp/site .whl/*.whl $(ls .abw/airbench-*.whl 2>/dev/null)
+fi
 export PYTHONPATH=/tmp/site:$PWD/src:${PYTHONPATH:-} PATH=/tmp/site/bin:$PATH PYTHONUNBUFFERED=1
 [ -f /root/cifar10.npz ] || cat /root/parts/cifar10.npz.part_* > /root/cifar10.npz
 echo "8683afb7f9f44b57934bfaa6d00b27bedd9711b49b686bb037107d5091a13529  /root/cifar10.npz" | sha256sum -c

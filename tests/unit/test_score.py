@@ -147,3 +147,19 @@ def test_scores_frame_long_format(scored):
     assert frame["label"][:n].tolist() == task.labels.tolist()
     np.testing.assert_array_equal(frame["phi"].to_numpy(), s["phi"].ravel().astype(np.float32))
     assert set(frame["stage"]) == {"original"} and set(frame["method"]) == {"none"} and (frame["model_id"] == 7).all()
+
+
+def test_describe_reads_the_scores_passes_and_matches_test_accuracy(scored, digits):
+    """describe's plain and mirror-TTA test accuracy come from score's own passes (tta_correct), and
+    equal test_accuracy's separate passes; a task of one view falls back to those passes."""
+    from umia.tasks.image import ImageTask, test_accuracy
+
+    task, model, s = scored
+    assert s["tta_correct"].shape == (task.n_test,)
+    plain, tta = test_accuracy(task, model), test_accuracy(task, model, tta=True)
+    assert plain != tta  # an untrained model: the mirror changes some predictions
+    assert task.describe(model, s, None) == f"test accuracy {plain:.4f} (mirror-TTA {tta:.4f})"
+    one = ImageTask(str(digits), None, "cpu", None, network="mlp", width=16, views=("identity",))
+    s1 = one.score(model)
+    assert "tta_correct" not in s1
+    assert one.describe(model, s1, None) == f"test accuracy {plain:.4f} (mirror-TTA {tta:.4f})"
