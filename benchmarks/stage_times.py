@@ -32,6 +32,7 @@ MODEL_DONE = re.compile(
 )
 TTA = re.compile(r"\(mirror-TTA ([\d.]+)\)")
 CPU_STAGES = ("gather", "gather_trajectory", "attacks", "rates", "figures", "report_page")
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 PLAN_STAGES = ("prepare_data", "candidates", "membership", "examples")
 
 
@@ -59,7 +60,30 @@ def model_job(log: Path, bench: Path) -> dict:
     steady = float(np.mean(np.diff(times))) if len(times) > 1 else float("nan")
     # the job's wall time minus (models - 1) steady models: start-up, first model's tuning, writing
     startup = total - steady * (len(times) - 1) if len(times) > 1 else total
-    return {"total": total, "models": len(times), "steady": steady, "startup": startup, "accuracy": accs, "tta": tta}
+    span = (first, times[-1]) if times else (first, first)  # first log line to the last model, epoch s
+    return {
+        "total": total,
+        "models": len(times),
+        "steady": steady,
+        "startup": startup,
+        "start": span[0],
+        "end": span[1],
+        "accuracy": accs,
+        "tta": tta,
+    }
+
+
+def mean_at_once(spans: list[tuple[float, float]]) -> float:
+    """The mean number of the (start, end) spans running at once, over the time any of them runs."""
+    edges = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
+    busy = weighted = 0.0
+    running, last = 0, None
+    for t, d in edges:
+        if last is not None and running:
+            busy += t - last
+            weighted += running * (t - last)
+        running, last = running + d, t
+    return weighted / busy if busy else float("nan")
 
 
 def stage_table(run: Path) -> tuple[pd.DataFrame, dict]:
@@ -149,12 +173,14 @@ def main() -> None:
     ap.add_argument("--to-methods", type=int, default=6)
     ap.add_argument("--shard-size", type=int, default=32, help="shard size of the extrapolated study")
     ap.add_argument("--wall", type=float, default=None, help="the measured wall time of the whole run, seconds")
-    ap.add_argument("--config", default="config/cifar10.yaml", help="the training recipe, for the FLOP count")
+    ap.add_argument(
+        "--config", default=str(ROOT / "config/cifar10.yaml"), help="the training recipe, for the FLOP count"
+    )
     ap.add_argument("--peak-tflops", type=float, default=989.0, help="the card's dense bf16 peak (H100 SXM: 989)")
     a = ap.parse_args()
     df, acc = stage_table(a.run)
     n = int(df[df["stage"] == "train original"]["models"].sum())
-    methods = df["stage"].str.startswith("unlearn ").sum() // max(1, len(df[df["stage"] == "train original"]))
+    methods = df.loc[df["stage"].str.startswith("unlearn "), "stage"].nunique()  # entries, not jobs
     pd.set_option("display.width", 160)
     print(f"run: {a.run}  (N={n}, {methods} methods besides the controls)\n")
     print("model jobs (seconds; steady = per model after the first, start-up = the rest of the job):")
@@ -169,7 +195,7 @@ def main() -> None:
     t = yaml.safe_load(open(a.config))
     flops = training_flops(t["network"], t["train"]["width"], t["train"]["epochs"], 25_000, t["train"]["batch_size"])
     jobs = df[df["stage"].str.startswith("train ")]
-    concurrent = jobs["total"].sum() / max(1e-9, jobs["total"].max())  # ~ train jobs sharing the card
+    concurrent = mean_at_once(list(zip(jobs["start"], jobs["end"], strict=True)))  # train jobs sharing the card
     per_model = float(jobs["steady"].mean())
     print(
         f"\ntraining: {flops / 1e12:.1f} TFLOP a model ({t['network']}, {t['train']['epochs']} epochs of a 25k half); "
