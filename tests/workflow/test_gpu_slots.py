@@ -4,6 +4,7 @@ unlearning job spans training shards (unlearn_shard_size)."""
 
 import os
 import re
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import yaml
@@ -64,6 +65,22 @@ def test_model_jobs_spread_over_the_visible_gpus(tmp_path):
     assert re.search(r"running on GPU [35] ", (r / "logs/unlearn/finetune-shard-000.log").read_text())
     unlearned = pq.read_table(f"{r}/shards/unlearned/finetune/shard-000.parquet", columns=["model_id"])
     assert sorted(set(unlearned["model_id"].to_pylist())) == [0, 1, 2, 3]
+
+    # the same jobs one at a time (no GPU visible: they take turns) give the same tables, row for row
+    serial = tmp_path / "serial"
+    cfg["results_dir"] = str(serial)
+    (tmp_path / "serial.yaml").write_text(yaml.safe_dump(cfg))
+    env1 = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    env1["PATH"] = os.pathsep.join(
+        p for p in env1.get("PATH", "").split(os.pathsep) if not (Path(p) / "nvidia-smi").exists()
+    )
+    args1 = [*args[:-1], str(tmp_path / "serial.yaml")]
+    proc1 = snakemake(*[t.replace(str(results), str(serial)) for t in targets], *args1, env=env1)
+    assert re.search(r'Provided resources:.*\bgpu(=|", )1\b', proc1.stdout + proc1.stderr)  # no GPU: in turn
+    for target in targets:
+        a = pq.read_table(target).to_pandas()
+        b = pq.read_table(target.replace(str(results), str(serial))).to_pandas()
+        assert len(a) > 0 and a.equals(b), target
 
 
 def test_a_run_given_jobs_leaves_the_gpus_to_its_scheduler(tmp_path):
