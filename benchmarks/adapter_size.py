@@ -14,7 +14,7 @@ import torch
 from peft import get_peft_model, get_peft_model_state_dict
 from transformers import AutoModelForCausalLM, GPT2Config, GPTNeoXConfig, LlamaConfig
 
-from umia import lm
+from umia.tasks.text import lm
 
 SHAPES = {
     "gpt2 (124M)": GPT2Config(),

@@ -1,6 +1,6 @@
 """Attacks at paper scale: a synthetic score table of 256 models x 60,000 examples x 2 views
 (30.7 M rows) for the originals, the retrains and each unlearning method, run through every attack
-exactly as the workflow's `attacks` rule does (umia.pipeline.attack_tables). Prints the wall time
+exactly as the workflow's `attacks` rule does (umia.stages.tables.attack_tables). Prints the wall time
 and the peak memory (max RSS).
 
 usage: python benchmarks/attacks_scale.py [--models 256] [--examples 60000] [--methods 3]
@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from umia import io, plan
-from umia.pipeline import attack_tables
+from umia.stages.tables import attack_tables
 
 
 def synthetic(path: Path, n_models: int, n_pool: int, n_test: int, n_cand: int, methods: list[str], seed=0):

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pandas as pd
 
-FINETUNE = re.compile(  # umia.jobs.train_shard's line with TextTask.describe
+FINETUNE = re.compile(  # umia.stages.shards.train_shard's line with TextTask.describe
     r"(original|retrain) model (\d+): (\d+) examples, ([\d.]+) s, (\d+) tokens, "
     r"held-out perplexity ([\d.]+), member perplexity ([\d.]+)"
 )
-UNLEARN = re.compile(  # umia.jobs.unlearn_shard's line (tokens and member perplexity: the retain set's)
+UNLEARN = re.compile(  # umia.stages.shards.unlearn_shard's line (tokens and member perplexity: the retain set's)
     r"(\S+) model (\d+): forgot (\d+) examples in ([\d.]+) s \((\d+) steps\), (\d+) tokens, "
     r"held-out perplexity ([\d.]+), member perplexity ([\d.]+)"
 )

@@ -25,8 +25,10 @@ from pathlib import Path
 import torch
 from safetensors.torch import save
 
-from umia import jobs, lm, methods, plan
-from umia.tasks.text import TextTask
+from umia import methods, plan
+from umia.stages import shards as jobs
+from umia.tasks.text import lm
+from umia.tasks.text.task import TextTask
 
 RECIPE = {"epochs": 1, "batch_size": 32, "lr": 3e-4, "weight_decay": 0.0, "warmup": 0.1}
 UNLEARN = {  # config/imdb.yaml's settings

@@ -157,7 +157,7 @@ def training_flops(network: str, width: int, epochs: float, n_train: int, batch_
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from umia import models
+    from umia.tasks.image import networks as models
 
     net = models.build(network, (3, 32, 32), 10, width)
     with FlopCounterMode(display=False) as fc:

@@ -5,7 +5,7 @@ first scoring against the next (groundwork of the "every GPU busy" issue: 13-23 
     python benchmarks/startup_parts.py --config config/cifar10.yaml --dataset-path cifar10.npz [--models 3]
 
 It prepares the data and candidates as the workflow's first jobs would (into --work), then times
-one training job's steps in this process, as umia.jobs.train_shard runs them.
+one training job's steps in this process, as umia.stages.shards.train_shard runs them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--models", type=int, default=3)
     ap.add_argument(
         "--cudnn", choices=["benchmark", "heuristic"], default=None,
-        help="override umia.device's choice: cuDNN's autotuner, or its heuristics (no autotuning)",
+        help="override umia.runtime.device's choice: cuDNN's autotuner, or its heuristics (no autotuning)",
     )  # fmt: skip
     ap.add_argument("--epochs", type=float, default=None, help="override the recipe's epochs (a quick check)")
     ap.add_argument(
@@ -52,11 +52,11 @@ def main() -> None:
     parts["import torch"] = time.perf_counter() - t
     t = time.perf_counter()
     from umia import tasks  # noqa: F401  (what a job script imports)
-    from umia.jobs import train_shard  # noqa: F401
-    from umia.tasks import image  # noqa: F401
+    from umia.stages.shards import train_shard  # noqa: F401
+    from umia.tasks.image import task as image  # noqa: F401
 
     parts["import umia (jobs, the image task)"] = time.perf_counter() - t
-    from umia import pipeline
+    from umia.stages import prepare as pipeline
 
     data, cand = str(work / "dataset.npz"), str(work / "candidates.parquet")
     if not Path(data).exists():
@@ -130,12 +130,13 @@ def main() -> None:
 
 
 def time_unlearning(task, cfg, names, kept) -> None:
-    """Each method on the trained models, as an unlearning job runs it (umia.jobs._unlearn_one:
+    """Each method on the trained models, as an unlearning job runs it (umia.stages.shards._unlearn_one:
     the method, the trajectory's probes, scoring, the tables): first model and the steady ones."""
     import torch
 
-    from umia import jobs, methods
+    from umia import methods
     from umia.config import load_schema, method_settings, resolve
+    from umia.stages import shards as jobs
 
     cfg = resolve(cfg, load_schema(Path(__file__).resolve().parents[1] / "workflow/schemas/config.schema.yaml"))
     sync = torch.cuda.synchronize if torch.cuda.is_available() else lambda: None

@@ -23,8 +23,8 @@ import yaml
 
 from umia import plan
 from umia.config import _scalar, load_schema, resolve
-from umia.data import prepare
-from umia.tasks.image import ImageTask, Recipe, fit, test_accuracy
+from umia.tasks.image.data import prepare
+from umia.tasks.image.task import ImageTask, Recipe, fit, test_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 # Recipes for the networks a config does not train (the cifar10 config's commented ResNet-18 one).

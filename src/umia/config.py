@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 import yaml
 
-from umia import plugins, registry
+from umia import io, plugins, registry
 from umia.errors import ConfigError, DataError
 from umia.registry import CONTROLS
 
@@ -45,10 +45,9 @@ TEXT_DEFAULTS: dict[str, Any] = {
 # table from another experiment is refused rather than mixed. n_models, methods and the rest can
 # change without invalidating finished work (that is how an experiment grows).
 RESULT_KEYS = ("seed", "dataset", "candidates", "views", "network", "train", "shard_size")
-SPEED_ONLY_TRAIN_KEYS = ("stack",)  # train keys left out of the hash
 # A text experiment's results also depend on its base model (the lm section).
 TEXT_RESULT_KEYS = ("lm",)
-# How umia.corpus.split_corpus lays a review corpus out; raised when that changes, so a corpus and
+# How umia.tasks.text.corpus.split_corpus lays a review corpus out; raised when that changes, so a corpus and
 # models prepared the old way are prepared again, never mixed with new ones under one hash.
 # 2: the held-out reviews come from the train split beside the pool (1: from the test split).
 TEXT_SPLIT = 2
@@ -66,8 +65,8 @@ def is_text(config: Mapping) -> bool:
 
 
 def dataset_info(dataset: Mapping):
-    """The dataset's image shape, classes and pool size (umia.data.inspect: reads headers only);
-    a problem with the file is a ConfigError naming ``dataset.path``."""
+    """The dataset's image shape, classes and pool size (the image task's ``inspect``: reads headers
+    only); a problem with the file is a ConfigError naming ``dataset.path``."""
     try:  # once per file version and process: the Snakefile asks several times
         path = dataset.get("path")
         stamp = data_fingerprint(dataset) if path else ""
@@ -78,17 +77,14 @@ def dataset_info(dataset: Mapping):
 
 @functools.lru_cache(maxsize=8)
 def _info(name: str, path: str | None, test_fraction: float, stamp: str):
-    from umia import data
-
+    data = registry.load(registry.TASK_CODE["image"].data)  # the task's data side, named in the registry
     return data.inspect({"name": name, "path": path, "test_fraction": test_fraction})
 
 
 def data_fingerprint(dataset: Mapping) -> str:
-    """umia.data.fingerprint of the dataset's local file or folder ("" where it has none)."""
-    from umia import data
-
+    """umia.io.fingerprint of the dataset's local file or folder ("" where it has none)."""
     path = dataset.get("path")
-    return data.fingerprint(path) if path and Path(path).exists() else ""
+    return io.fingerprint(path) if path and Path(path).exists() else ""
 
 
 def n_classes(dataset: Mapping) -> int:
@@ -201,6 +197,13 @@ def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict
     if not isinstance(config, Mapping):
         raise ConfigError("config: the file must hold a YAML mapping of keys to values")
     cfg = copy.deepcopy(dict(config))
+    train = cfg.get("train")
+    if isinstance(train, dict) and "stack" in train:  # removed in 0.3: accepted at 1, refused above
+        if train.pop("stack") != 1:
+            raise ConfigError(
+                "config key 'train.stack': stacked training was removed (measured slower than one model at a "
+                "time on an H100 and an H200); delete the key"
+            )
     text = isinstance(cfg.get("dataset"), Mapping) and is_text(cfg)
     if text:
         _fill(cfg, TEXT_DEFAULTS)
@@ -238,11 +241,6 @@ def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict
         )
         raise ConfigError(f"config key 'dataset.path': {ds['path']} does not exist; {fix}")
     _check_network(cfg, load_plugins)
-    if not text and cfg["train"].get("stack", 1) > 1 and cfg["network"] != "fastcnn":
-        raise ConfigError(
-            f"config key 'train.stack': stacking models needs network: fastcnn, not {cfg['network']!r}; "
-            "set train.stack: 1"
-        )
     if ds.get("sha256") and ds["path"] is None:
         raise ConfigError("config key 'dataset.sha256': a checksum needs a local file in dataset.path")
     _check_writable(cfg["results_dir"])
@@ -561,9 +559,6 @@ def config_hash(config: Mapping) -> str:
     part["dataset"] = {k: v for k, v in part["dataset"].items() if k not in where}
     if registry.DATASETS[config["dataset"]["name"]].needs_path and not is_text(config):
         part["dataset"]["data"] = data_fingerprint(config["dataset"])  # the file is the data
-    # how many models train at once changes the speed, not the models (up to rounding, like the GPU
-    # a job lands on): shards trained either way belong to one experiment
-    part["train"] = {k: v for k, v in part["train"].items() if k not in SPEED_ONLY_TRAIN_KEYS}
     blob = json.dumps(part, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 

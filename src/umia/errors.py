@@ -1,5 +1,9 @@
 """Errors a user can fix: each carries one line that names the problem and the fix."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+
 
 class UmiaError(Exception):
     """Base of umia's user-facing errors; a job stops with ``umia: <message>`` and nothing else."""
@@ -19,3 +23,14 @@ class TableError(UmiaError, RuntimeError):
 
 class DeviceError(UmiaError, RuntimeError):
     """The configured device is not there."""
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as ``Type: message`` on one line."""
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
+def some(items: Iterable[object], n: int = 5) -> str:
+    """The first ``n`` of ``items`` joined by commas, with ``...`` if there are more."""
+    items = list(items)
+    return ", ".join(str(i) for i in items[:n]) + (", ..." if len(items) > n else "")

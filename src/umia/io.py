@@ -8,15 +8,18 @@ so a killed job never leaves a file that looks complete.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from umia.errors import TableError
+from umia.errors import DataError, TableError
 
 HASH_KEY = b"umia.config_hash"
 PROVENANCE_KEY = b"umia.provenance"
@@ -148,6 +151,22 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
             tmp.unlink()
 
 
+@contextlib.contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder beside ``path``; it replaces ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def to_arrow(df: pd.DataFrame, schema: pa.Schema) -> pa.Table:
     missing = [n for n in schema.names if n not in df.columns]
     if missing:
@@ -206,3 +225,39 @@ def read_table(
     if columns:
         return table
     return table.select(schema.names).cast(schema)
+
+
+def codes(column, order: Sequence[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Integer codes of a string column (plain or dictionary-encoded) and the names they stand for."""
+    cat = pd.Categorical(column.to_pandas() if hasattr(column, "to_pandas") else column)
+    if order is not None:
+        cat = cat.set_categories(list(order))
+    return np.asarray(cat.codes), [str(c) for c in cat.categories]
+
+
+def check_sha256(path: Path, expected: str) -> None:
+    """Stop with one line unless the file at ``path`` has the sha256 ``expected`` (``dataset.sha256``)."""
+    if path.is_dir():
+        raise DataError(f"dataset.sha256 is set but {path} is a folder; a checksum covers one file")
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    if h.hexdigest() != expected:
+        raise DataError(
+            f"{path}: sha256 {h.hexdigest()[:16]}... does not match dataset.sha256 {expected[:16]}...; "
+            "the file is corrupted or another version: fetch it again"
+        )
+
+
+def fingerprint(path: str | os.PathLike) -> str:
+    """What a local dataset file or folder is, cheaply (no file is read): size and modification
+    time of the file, or of every file under the folder, hashed. For datasets whose path *is* the
+    data (npz, folder): a new file under the same name is a new experiment."""
+    p = Path(path)
+    files = [p] if p.is_file() else sorted(f for f in p.rglob("*") if f.is_file())
+    h = hashlib.sha256()
+    for f in files:
+        st = f.stat()
+        h.update(f"{f.relative_to(p) if f != p else f.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]

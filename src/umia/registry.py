@@ -10,10 +10,26 @@ Functions are named by ``"module:attribute"`` strings and imported only where th
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 TASKS = ("image", "text")
 CONTROLS = ("none", "retrain")
+
+
+@dataclass(frozen=True)
+class TaskCode:
+    """Where a task's code lives: its ``umia.tasks.Task`` class (``module:Class``, imports torch)
+    and its data side (a module with ``umia.tasks.TaskData``'s functions, no torch)."""
+
+    task: str
+    data: str
+
+
+TASK_CODE = {
+    "image": TaskCode("umia.tasks.image.task:ImageTask", "umia.tasks.image.data"),
+    "text": TaskCode("umia.tasks.text.task:TextTask", "umia.tasks.text.corpus"),
+}
 
 
 @dataclass(frozen=True)
@@ -55,13 +71,19 @@ class MethodSpec:
 
 @dataclass(frozen=True)
 class AttackSpec:
-    """An attack's label and colour in figures and the report, the figures that show it, and the
-    tasks it is fit for (its rows appear in summary.csv whenever its inputs exist)."""
+    """An attack: its function (``module:callable``, called with one method's
+    ``umia.attacks.Evidence``, returning ``umia.attacks.Trials``, or None where its inputs are
+    missing), its label and colour in figures and the report, the figures that show it, the tasks
+    it is fit for (its rows appear in summary.csv whenever its inputs exist), and whether its rows
+    carry the challenge's per-example epsilon (about 1 ms an example: not for the thousands of
+    retained examples)."""
 
+    function: str
     label: str
     colour: str
     figures: tuple[str, ...] = ()
     tasks: tuple[str, ...] = TASKS
+    challenge_epsilon: bool = True
 
 
 @dataclass(frozen=True)
@@ -133,11 +155,11 @@ DATASETS: dict[str, DatasetSpec] = {
 }
 
 NETWORKS: dict[str, NetworkSpec] = {
-    "mlp": NetworkSpec("image", "umia.models:MLP"),
-    "cnn": NetworkSpec("image", "umia.models:SmallCNN", min_side=2),
-    "fastcnn": NetworkSpec("image", "umia.models:FastCNN", min_side=16),
-    "resnet18": NetworkSpec("image", "umia.models:resnet18", min_side=16),
-    "gpt2": NetworkSpec("text", "umia.tasks.text:base_model"),
+    "mlp": NetworkSpec("image", "umia.tasks.image.networks:MLP"),
+    "cnn": NetworkSpec("image", "umia.tasks.image.networks:SmallCNN", min_side=2),
+    "fastcnn": NetworkSpec("image", "umia.tasks.image.networks:FastCNN", min_side=16),
+    "resnet18": NetworkSpec("image", "umia.tasks.image.networks:resnet18", min_side=16),
+    "gpt2": NetworkSpec("text", "umia.tasks.text.task:base_model"),
 }
 
 _M = "umia.methods.builtin"
@@ -155,16 +177,33 @@ METHODS: dict[str, MethodSpec] = {
     "npo": MethodSpec(f"{_M}:npo", ("text",), paper="Zhang et al. 2024"),
 }
 
+_U, _P = "umia.attacks.ulira:", "umia.attacks.population:"
 ATTACKS: dict[str, AttackSpec] = {
-    "ulira": AttackSpec("U-LiRA (per-example)", "#c0392b", ("attack_accuracy", "roc", "per_example_accuracy")),
-    "ulira_half_out": AttackSpec("U-LiRA, OUT fit on half the retrains", "#f1948a"),
-    "ulira_offline": AttackSpec("U-LiRA offline", "#e67e22", ("roc",)),
-    "ulira_fixed_variance": AttackSpec("U-LiRA fixed variance", "#8e44ad", ("roc",)),
-    "population_gaussian": AttackSpec("population Gaussian", "#2980b9", ("attack_accuracy", "roc")),
-    "population_loss": AttackSpec("population loss (LR)", "#7f8c8d", ("attack_accuracy", "roc")),
-    "population_zlib": AttackSpec("population zlib ratio (text)", "#b7950b", ("attack_accuracy", "roc"), ("text",)),
-    "population_min_k": AttackSpec("population Min-K% (text)", "#6c3483", ("attack_accuracy", "roc"), ("text",)),
-    "lira_retained": AttackSpec("LiRA on retained examples", "#16a085", ("roc", "retained_change")),
+    "ulira": AttackSpec(
+        _U + "ulira", "U-LiRA (per-example)", "#c0392b", ("attack_accuracy", "roc", "per_example_accuracy")
+    ),
+    "ulira_half_out": AttackSpec(_U + "ulira_half_out", "U-LiRA, OUT fit on half the retrains", "#f1948a"),
+    "ulira_offline": AttackSpec(_U + "ulira_offline", "U-LiRA offline", "#e67e22", ("roc",)),
+    "ulira_fixed_variance": AttackSpec(_U + "ulira_fixed_variance", "U-LiRA fixed variance", "#8e44ad", ("roc",)),
+    "population_gaussian": AttackSpec(
+        _U + "population_gaussian", "population Gaussian", "#2980b9", ("attack_accuracy", "roc")
+    ),
+    "population_loss": AttackSpec(
+        _P + "population_loss", "population loss (LR)", "#7f8c8d", ("attack_accuracy", "roc")
+    ),
+    "population_zlib": AttackSpec(
+        _P + "population_zlib", "population zlib ratio (text)", "#b7950b", ("attack_accuracy", "roc"), ("text",)
+    ),
+    "population_min_k": AttackSpec(
+        _P + "population_min_k", "population Min-K% (text)", "#6c3483", ("attack_accuracy", "roc"), ("text",)
+    ),
+    "lira_retained": AttackSpec(
+        _U + "lira_retained",
+        "LiRA on retained examples",
+        "#16a085",
+        ("roc", "retained_change"),
+        challenge_epsilon=False,
+    ),
 }
 
 FIGURES: dict[str, FigureSpec] = {
@@ -201,3 +240,10 @@ def figure_names(task: str, method_names: list[str] | tuple[str, ...]) -> list[s
 def attacks_for(task: str) -> list[str]:
     """The attacks that an experiment of ``task`` reports."""
     return [a for a, spec in ATTACKS.items() if task in spec.tasks]
+
+
+def load(ref: str):
+    """The object a ``"module:attribute"`` string names (or the module, for ``"module"``)."""
+    module, _, attr = ref.partition(":")
+    m = importlib.import_module(module)
+    return getattr(m, attr) if attr else m

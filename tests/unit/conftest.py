@@ -50,7 +50,7 @@ def raw_config() -> dict:
 def digits(tmp_path_factory) -> Path:
     """scikit-learn's digits (bundled: no download) prepared with test fraction 0.25: a pool of
     1,347 8x8 grey images and 450 test images."""
-    from umia.data import prepare
+    from umia.tasks.image.data import prepare
 
     path = tmp_path_factory.mktemp("digits") / "digits.npz"
     prepare({"name": "digits", "test_fraction": 0.25}, 0, str(path))
@@ -71,13 +71,13 @@ DIGITS_RECIPE = {"epochs": 8, "batch_size": 64, "lr": 0.05, "warmup": 0.1}
 
 @pytest.fixture(scope="session")
 def digits_originals(tmp_path_factory, digits):
-    """The originals of DIGITS_JOB trained by the shard job (umia.jobs.train_shard), with their
+    """The originals of DIGITS_JOB trained by the shard job (umia.stages.shards.train_shard), with their
     scores and checkpoint: a dict of the job's inputs, outputs (paths as str) and ``job``."""
     import numpy as np
     import pandas as pd
 
     from umia import io
-    from umia.jobs import train_shard
+    from umia.stages.shards import train_shard
 
     root = tmp_path_factory.mktemp("digits-job")
     cand = root / "candidates.parquet"

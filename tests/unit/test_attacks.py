@@ -10,6 +10,7 @@ rule (checked by simulation over 30 seeds: mean 0.6915 vs Phi(0.5) = 0.6915, spr
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import numpy as np
@@ -18,8 +19,26 @@ from scipy.integrate import quad
 from scipy.stats import gamma, norm
 
 from umia import attacks as A
-from umia import challenge
-from umia.attacks import Trials, population_gaussian, population_loss, summarize, ulira
+from umia import registry
+from umia.attacks import Evidence, Trials, challenge, population_gaussian, summarize, ulira
+from umia.attacks.ulira import SD_FLOOR, masked_moments, pooled_sd
+
+
+def population_loss(loss_forget, is_in, forget_labels, loss_test, test_labels, cv_folds=5, seed=0) -> Trials:
+    """The loss attack on its arrays (the registered function reads them from an Evidence)."""
+    x = Evidence(
+        None,
+        None,
+        is_in,
+        ~is_in,
+        loss_in=loss_forget,
+        candidate_labels=forget_labels,
+        loss_test=loss_test,
+        test_labels=test_labels,
+        loss_cv_folds=cv_folds,
+        seed=seed,
+    )
+    return A.population_loss(x)
 
 
 def _balanced_membership(rng, c: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +74,7 @@ def _se(p: float, n: int) -> float:
 def test_ulira_reaches_bayes_accuracy():
     """Equal-variance Gaussians a distance d apart: the Bayes accuracy is Phi(d / 2)."""
     d, n_trials = 1.0, 50 * 400
-    t = ulira(*_gaussian_scores(0, d=d))
+    t = ulira(Evidence.of(*_gaussian_scores(0, d=d)))
     assert t.valid.sum() == n_trials and np.isfinite(t.score[t.valid]).all()
     bayes = norm.cdf(d / 2)  # 0.691
     assert abs(_accuracy(t) - bayes) < 5 * _se(bayes, n_trials)
@@ -65,7 +84,7 @@ def test_ulira_two_views_add_evidence():
     """Two views with independent noise: summed LLRs act like one test at distance d*sqrt(2), so
     the accuracy rises to Phi(d*sqrt(2)/2) = 0.760 (from 0.691 with one view)."""
     d, n_trials = 1.0, 50 * 400
-    acc = _accuracy(ulira(*_gaussian_scores(1, v=2, d=d)))
+    acc = _accuracy(ulira(Evidence.of(*_gaussian_scores(1, v=2, d=d))))
     target = norm.cdf(d * math.sqrt(2) / 2)
     assert abs(acc - target) < 5 * _se(target, n_trials)
     assert acc > norm.cdf(d / 2) + 0.04  # clearly above the one-view accuracy
@@ -75,7 +94,7 @@ def test_ulira_at_chance_when_in_equals_out():
     """Identical IN and OUT distributions: accuracy 0.5 within 5 binomial SE (0.018). Trials of
     one example share a fitted rule, which inflates the spread a little (simulated SD 0.0046, so
     the bound is still ~4 simulated SD)."""
-    t = ulira(*_gaussian_scores(2, d=0.0))
+    t = ulira(Evidence.of(*_gaussian_scores(2, d=0.0)))
     assert abs(_accuracy(t) - 0.5) < 5 * _se(0.5, 50 * 400)
 
 
@@ -84,8 +103,8 @@ def test_per_example_beats_population_when_means_vary():
     (simulated accuracy 0.52), while per-example U-LiRA gets Phi(0.5) = 0.69: claim 1 of the
     design."""
     scores = _gaussian_scores(3, d=1.0, spread=10.0)
-    per_example = _accuracy(ulira(*scores))
-    pooled = _accuracy(population_gaussian(*scores))
+    per_example = _accuracy(ulira(Evidence.of(*scores)))
+    pooled = _accuracy(population_gaussian(Evidence.of(*scores)))
     assert per_example > pooled + 0.12
     assert pooled < 0.56
 
@@ -94,7 +113,7 @@ def test_population_gaussian_matches_ulira_when_means_equal():
     """If every example has the same distributions the pooled fit is as good as per-example."""
     scores = _gaussian_scores(4, d=1.0, spread=0.0)
     bayes = norm.cdf(0.5)
-    assert abs(_accuracy(population_gaussian(*scores)) - bayes) < 5 * _se(bayes, 50 * 400)
+    assert abs(_accuracy(population_gaussian(Evidence.of(*scores))) - bayes) < 5 * _se(bayes, 50 * 400)
 
 
 def test_fold_of_keeps_pairs_together():
@@ -121,8 +140,8 @@ def _reference(s_in, s_out, is_in, is_out, n_folds, per_example=True, out_all=Tr
                 ins = np.concatenate([s_in[r, fit & is_in[r], k] for r in rows])
                 outs = np.concatenate([s_out[r, fit & (is_out[r] | out_all), k] for r in rows])
                 assert len(ins) >= 2 and len(outs) >= 2
-                mu_i, sd_i = ins.mean(), max(ins.std(ddof=0), A.SD_FLOOR)
-                mu_o, sd_o = outs.mean(), max(outs.std(ddof=0), A.SD_FLOOR)
+                mu_i, sd_i = ins.mean(), max(ins.std(ddof=0), SD_FLOOR)
+                mu_o, sd_o = outs.mean(), max(outs.std(ddof=0), SD_FLOOR)
                 for m in np.flatnonzero(folds == f):
                     x = s_in[e, m, k] if is_in[e, m] else s_out[e, m, k]
                     llr[m] += norm.logpdf(x, mu_i, sd_i) - norm.logpdf(x, mu_o, sd_o)
@@ -145,12 +164,12 @@ def test_ulira_matches_reference(seed, n_folds):
     in its own attacker's fit), right samples per side, ddof=0, target from s_in iff is_in, and
     the sum over views."""
     data = _small_random(seed)
-    t = ulira(*data, n_folds=n_folds)
+    t = ulira(Evidence.of(*data, n_folds=n_folds))
     ref = _reference(*data, n_folds=n_folds)
     np.testing.assert_allclose(t.score, ref, rtol=0, atol=1e-8)
     assert np.array_equal(t.label, data[2])
     assert t.valid.all() and t.threshold == 0.0
-    half = A.ulira_half_out(*data, n_folds=n_folds)
+    half = A.ulira_half_out(Evidence.of(*data, n_folds=n_folds))
     np.testing.assert_allclose(half.score, _reference(*data, n_folds=n_folds, out_all=False), rtol=0, atol=1e-8)
     assert not np.allclose(half.score, t.score)  # the two fits differ
 
@@ -158,7 +177,7 @@ def test_ulira_matches_reference(seed, n_folds):
 @pytest.mark.parametrize("seed", [0, 1])
 def test_population_gaussian_matches_reference(seed):
     data = _small_random(seed)
-    t = population_gaussian(*data, n_folds=4)
+    t = population_gaussian(Evidence.of(*data, n_folds=4))
     np.testing.assert_allclose(t.score, _reference(*data, n_folds=4, per_example=False), rtol=0, atol=1e-8)
 
 
@@ -198,9 +217,9 @@ def _reference_variant(s_in, s_out, is_in, is_out, n_folds, mode):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_offline_and_fixed_variance_match_reference(seed):
     data = _small_random(seed)
-    off = A.ulira_offline(*data, n_folds=4)
+    off = A.ulira_offline(Evidence.of(*data, n_folds=4))
     np.testing.assert_allclose(off.score, _reference_variant(*data, 4, "offline"), rtol=0, atol=1e-8)
-    fixed = A.ulira_fixed_variance(*data, n_folds=4)
+    fixed = A.ulira_fixed_variance(Evidence.of(*data, n_folds=4))
     np.testing.assert_allclose(fixed.score, _reference_variant(*data, 4, "fixed"), rtol=0, atol=1e-8)
 
 
@@ -212,10 +231,10 @@ def test_target_score_never_enters_its_own_attacker():
     folds = A.fold_of(s_in.shape[1], 4)
     e = 2
     m = int(np.flatnonzero(is_in[e] & (folds == 0))[0])
-    base = ulira(s_in, s_out, is_in, is_out).score
+    base = ulira(Evidence.of(s_in, s_out, is_in, is_out)).score
     moved = s_in.copy()
     moved[e, m] += 50.0
-    new = ulira(moved, s_out, is_in, is_out).score
+    new = ulira(Evidence.of(moved, s_out, is_in, is_out)).score
     others_in_fold = (folds == 0) & (np.arange(len(folds)) != m)
     assert np.array_equal(new[:, others_in_fold], base[:, others_in_fold])
     assert new[e, m] != base[e, m]
@@ -231,7 +250,7 @@ def test_sd_fallback_for_examples_with_one_sample():
     is_in, is_out = is_in.copy(), is_out.copy()
     is_in[0, :], is_out[0, :] = False, True
     is_in[0, 0], is_out[0, 0] = True, False  # one IN model only (fold 0)
-    t = ulira(s_in, s_out, is_in, is_out, n_folds=2)
+    t = ulira(Evidence.of(s_in, s_out, is_in, is_out, n_folds=2))
     folds = A.fold_of(8, 2)
     # fold 1 is attacked by a fit on fold 0, holding exactly one IN sample of example 0
     assert np.isfinite(t.score[0, folds == 1]).all()
@@ -252,7 +271,7 @@ def test_nonfinite_scores_do_not_crash_and_are_counted():
     s_in[e1, m1, 0] = np.nan
     s_out[e2, m2, 1] = np.inf
     s_in[e3, m3, 0] = -np.inf  # s_in where the model is OUT: not the target, not fit: no effect
-    t = ulira(s_in, s_out, is_in, is_out)
+    t = ulira(Evidence.of(s_in, s_out, is_in, is_out))
     bad = ~np.isfinite(t.score) & t.valid
     assert set(zip(*np.nonzero(bad), strict=True)) == {(e1, m1), (e2, m2)}
     s = summarize(*t.flat(), t.threshold)
@@ -260,7 +279,7 @@ def test_nonfinite_scores_do_not_crash_and_are_counted():
     assert np.isfinite(s["accuracy"]) and np.isfinite(s["auc"])
     acc, n = A.per_example_accuracy(t)
     assert np.isfinite(acc).all() and (n == t.valid.sum(axis=1)).all()
-    pg = population_gaussian(s_in, s_out, is_in, is_out)
+    pg = population_gaussian(Evidence.of(s_in, s_out, is_in, is_out))
     assert summarize(*pg.flat(), pg.threshold)["n_nonfinite"] == 2
 
 
@@ -519,9 +538,9 @@ def test_offline_and_fixed_variance_recover_known_accuracy():
     (two-sided) predicts IN iff |z| exceeds the OUT median of |z| (0.674): accuracy
     (1/2 + P(|Z_in| > 0.674)) / 2, and its AUC is P(|Z_in| > |Z_out|)."""
     s_in, s_out, is_in, is_out = _gaussian_scores(3, d=1.0)
-    fixed = A.ulira_fixed_variance(s_in, s_out, is_in, is_out)
+    fixed = A.ulira_fixed_variance(Evidence.of(s_in, s_out, is_in, is_out))
     assert summarize(*fixed.flat())["accuracy"] == pytest.approx(norm.cdf(0.5), abs=0.018)
-    off = A.ulira_offline(s_in, s_out, is_in, is_out)
+    off = A.ulira_offline(Evidence.of(s_in, s_out, is_in, is_out))
     q = norm.ppf(0.75)  # median of |Z|
     p_in = norm.sf(q - 1.0) + norm.cdf(-q - 1.0)
     assert summarize(*off.flat(), off.threshold)["accuracy"] == pytest.approx((0.5 + p_in) / 2, abs=0.018)
@@ -534,7 +553,7 @@ def test_offline_catches_over_unlearning():
     P(|Z_in| > |Z_out|) = 0.75, where a one-sided test would read Phi(-1.5 / sqrt 2) = 0.14 for the first."""
     expected = _two_sided_auc(1.5)
     for d in (-1.5, 1.5):
-        off = A.ulira_offline(*_gaussian_scores(5, d=d))
+        off = A.ulira_offline(Evidence.of(*_gaussian_scores(5, d=d)))
         assert summarize(*off.flat())["auc"] == pytest.approx(expected, abs=0.02)
     assert expected == pytest.approx(0.753, abs=0.001)
 
@@ -543,8 +562,8 @@ def test_fixed_variance_pools_within_example_spread_only():
     """Per-example means spread over [-10, 10]; the pooled spread must still be ~1 (the spread
     of the residuals), not ~6 (the spread of everything together)."""
     s_in, s_out, is_in, is_out = _gaussian_scores(4, d=0.0, spread=10.0)
-    mu, sd, n = A._masked_moments(s_out, is_out[..., None], 1)
-    assert A._pooled_sd(sd, n).ravel()[0] == pytest.approx(1.0, abs=0.03)
+    mu, sd, n = masked_moments(s_out, is_out[..., None], 1)
+    assert pooled_sd(sd, n).ravel()[0] == pytest.approx(1.0, abs=0.03)
 
 
 def test_epsilon_hand_made():
@@ -747,3 +766,65 @@ def test_challenge_grid_warning_names_a_statistic_too_fine_for_the_scorer():
     three = np.array([[0.0, 0.02, 0.01], [1.0, 1.04, 1.02], [5.0, 5.06, 5.03]])
     assert A.challenge_thresholds(three, np.ones((3, 3), bool)) == pytest.approx(4.0)
     assert np.isnan(A.challenge_thresholds(three, np.eye(3, dtype=bool)))  # one retrain each: nothing to span
+
+
+# --- one table of attacks; estimators fit on shadows, scoring any model -------------------------
+
+
+@pytest.mark.parametrize("name", list(registry.ATTACKS))
+def test_every_registered_attack_is_a_function_of_evidence(name):
+    """Each registry entry names a function in umia.attacks that takes one method's Evidence."""
+    fn = A.attack(name)
+    assert callable(fn) and fn.__module__.startswith("umia.attacks.")
+    assert list(inspect.signature(fn).parameters) == ["x"]
+
+
+def test_a_new_attack_is_one_function_and_one_registry_entry(monkeypatch):
+    """run() knows no attack by name: an entry added to the registry (a function of the evidence)
+    gets its rows in every table, in the registry's order, and an attack that returns None
+    (its inputs missing) gets none."""
+
+    def oracle(x: A.Evidence) -> A.Trials:  # knows the truth: a perfect attack
+        return A.Trials(np.where(x.is_in, 1.0, -1.0), x.is_in, x.is_in | x.is_out, examples=x.candidates)
+
+    monkeypatch.setitem(registry.ATTACKS, "oracle", registry.AttackSpec(f"{__name__}:_oracle", "oracle", "#000001"))
+    monkeypatch.setitem(registry.ATTACKS, "absent", registry.AttackSpec(f"{__name__}:_absent", "absent", "#000002"))
+    monkeypatch.setitem(globals(), "_oracle", oracle)
+    monkeypatch.setitem(globals(), "_absent", lambda x: None)
+    A.attack.cache_clear()
+    try:
+        scores, member, cand = _tables()
+        summary, per_ex, roc = A.run(scores, member, methods=[], n_folds=4, loss_cv_folds=3, n_bootstrap=10)
+    finally:
+        A.attack.cache_clear()
+    rows = summary.set_index(["method", "attack"])
+    assert rows.accuracy["none", "oracle"] == 1.0 and rows.accuracy["retrain", "oracle"] == 1.0
+    assert list(summary[summary.method == "none"].attack)[-1] == "oracle"  # the registry's order
+    assert "absent" not in set(summary.attack) and "absent" not in set(per_ex.attack)
+    assert np.array_equal(per_ex[(per_ex.method == "none") & (per_ex.attack == "oracle")].example_id, cand)
+    assert {"oracle"} <= set(roc.attack)
+
+
+def test_an_attacker_fit_on_shadow_models_scores_a_model_from_outside():
+    """GaussianLRT fit on shadow models' phi gives a held-out target the statistic cross_fit gives
+    it, and scores a target it never saw: one far above the IN mean leans IN, one at the OUT mean
+    leans OUT."""
+    s_in, s_out, is_in, is_out = _gaussian_scores(7, c=30, n=40, v=2, d=3.0)
+    shadows = np.arange(40) >= 8  # models 0-7 are the targets (fold 0 of 4: pairs 0-1, 8-9, ...)
+    lrt = A.GaussianLRT("online").fit(s_in, s_out, is_in & shadows, np.ones_like(is_out) & shadows)
+    assert lrt.mu_in_.shape == (30, 1, 2) and (lrt.sd_out_ > 0).all()
+    outside = np.concatenate([lrt.mu_in_ + 3.0, lrt.mu_out_], axis=1)  # (c, 2 models, V)
+    stat = lrt.score(outside)
+    assert (stat[:, 0] > 0).all() and (stat[:, 1] < 0).all()
+    # the same estimator, in the K-fold loop, on the fold whose models it did not see
+    folds = A.fold_of(40, 5)
+    fitted = A.GaussianLRT("online").fit(s_in, s_out, is_in & (folds != 0), np.ones_like(is_out) & (folds != 0))
+    t = A.cross_fit(A.GaussianLRT("online"), s_in, s_out, is_in, is_out, 5, np.ones_like(is_out))
+    target = np.where(is_in[..., None], s_in, s_out)[:, folds == 0]
+    np.testing.assert_array_equal(t.score[:, folds == 0], fitted.score(target))
+    np.testing.assert_array_equal(t.score, ulira(Evidence.of(s_in, s_out, is_in, is_out, n_folds=5)).score)
+
+
+def test_gaussian_lrt_refuses_an_unknown_mode():
+    with pytest.raises(ValueError, match="unknown mode 'online2'; known: online, offline, fixed, population"):
+        A.GaussianLRT("online2")

@@ -1,4 +1,4 @@
-"""The NeurIPS 2023 unlearning challenge's epsilon and scores (umia.challenge): the scorer's own
+"""The NeurIPS 2023 unlearning challenge's epsilon and scores (umia.attacks.challenge): the scorer's own
 outputs on twelve cases (data/challenge_epsilon_cases.json: google-deepmind/unlearning_evaluation
 metric.py run on exactly these inputs), a literal threshold-by-threshold count of its rules on
 random cases, and hand-computed scores."""
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from umia import challenge as C
+from umia.attacks import challenge as C
 
 CASES = json.loads((Path(__file__).parent / "data" / "challenge_epsilon_cases.json").read_text())
 

@@ -157,12 +157,14 @@ def test_unlearn_shard_size_is_a_speed_key(raw_config, schema):
     assert config_hash(resolve({**raw_config, "unlearn_shard_size": 32, "jobs_per_gpu": 5}, schema)) == base
 
 
-def test_stack_needs_fastcnn(raw_config, schema):
-    raw_config["train"] = {**raw_config.get("train", {}), "stack": 4}
-    with pytest.raises(ConfigError, match="'train.stack': stacking models needs network: fastcnn, not 'mlp'"):
-        resolve(raw_config, schema)
-    raw_config["train"]["stack"] = 0
-    assert _error(raw_config, schema) == "config key 'train.stack': 0 out of range; it must be >= 1"
+def test_removed_stack_key_is_refused_above_one_and_ignored_at_one(raw_config, schema):
+    """train.stack (stacked training, removed in 0.3): an old config at 1 still runs, the same
+    experiment; one that stacked is told in one line."""
+    base = config_hash(resolve(raw_config, schema))
+    raw_config["train"] = {**raw_config.get("train", {}), "stack": 1}
+    assert config_hash(resolve(raw_config, schema)) == base
+    raw_config["train"]["stack"] = 4
+    assert _error(raw_config, schema).startswith("config key 'train.stack': stacked training was removed")
 
 
 def test_candidate_limit_is_half_the_pool(raw_config, schema):
@@ -254,11 +256,11 @@ def test_config_hash_tracks_result_keys_only(raw_config, schema):
 def test_config_hash_pinned_and_blind_to_speed_keys(raw_config, schema):
     """The default experiment's hash is pinned: a change of it makes every user's finished results
     unreadable, so it must be deliberate (a new key with a default changes it unless kept out).
-    train.stack changes how fast models train, not what they are: left out."""
+    train.stack (removed; accepted at 1) changes nothing."""
     assert _hash(raw_config, schema) == "bc78d2e166bccd0c"
     c10 = yaml.safe_load((CONFIG.parent / "cifar10.yaml").read_text())
     base = _hash(c10, schema)
-    assert _hash(c10, schema, train={"stack": 4}) == base
+    assert _hash(c10, schema, train={"stack": 1}) == base
     assert _hash(c10, schema, train={"epochs": 12}) != base
 
 

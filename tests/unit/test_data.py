@@ -1,4 +1,4 @@
-"""umia.data: digits, a local CIFAR-10 .npz and a local Fashion-MNIST idx folder."""
+"""umia.tasks.image.data: digits, a local CIFAR-10 .npz and a local Fashion-MNIST idx folder."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from umia import config, data
-from umia.data import DataError
+from umia import config
+from umia.errors import DataError
+from umia.tasks.image import data, files
 
 FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -30,7 +31,7 @@ def _fashion_folder(folder: Path, n_train=12, n_test=5, gz=True, seed=0) -> dict
         "y_test": rng.integers(0, 10, n_test).astype(np.uint8),
     }
     folder.mkdir(parents=True, exist_ok=True)
-    for key, stem in data.IDX_FILES.items():
+    for key, stem in files.IDX_FILES.items():
         raw = _idx_bytes(arrays[key])
         if gz:
             (folder / f"{stem}.gz").write_bytes(gzip.compress(raw))

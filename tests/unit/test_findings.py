@@ -13,9 +13,12 @@ import pyarrow.parquet as pq
 import pytest
 
 import umia
-from umia import findings, io, plots, provenance, registry, verdict
-from umia.pipeline import rate_tables, retrain_moments
-from umia.report import controls_verdict, summary_page
+from umia import io, registry
+from umia.report import figures as plots
+from umia.report import findings, method_figures, verdict
+from umia.report.page import controls_verdict, summary_page
+from umia.runtime import provenance
+from umia.stages.rates import rate_tables, retrain_moments
 
 METHODS = ["none", "retrain", "finetune", "neggrad_plus", "per_example_stop"]
 FIGURES = list(registry.FIGURES)
@@ -304,7 +307,7 @@ def test_figures_leave_out_what_the_experiment_lacks(tmp_path):
 
 def _stop_legend(monkeypatch, tables):
     figs = []
-    monkeypatch.setattr(plots, "_save", lambda fig, stem: figs.append(fig))
+    monkeypatch.setattr(method_figures, "save", lambda fig, stem: figs.append(fig))
     _, per_ex, _, _, rates, _ = tables
     plots.stopping(per_ex, rates, "unused")
     (fig,) = figs
@@ -347,7 +350,7 @@ def test_uninformative_study_is_said_everywhere(tmp_path, capsys):
     assert verdict.warning(pd.DataFrame(_tables(np.random.default_rng(1))[0])) is None
     fig = plots.plt.figure()
     with plots.banner(w):
-        plots._save(fig, str(tmp_path / "f"))
+        plots.save(fig, str(tmp_path / "f"))
     assert any("WARNING: this study cannot tell anything" in t.get_text() for t in fig.texts)
     summary.to_csv(tmp_path / "summary.csv", index=False)
     lines = verdict.terminal(str(tmp_path / "summary.csv")).splitlines()

@@ -1,4 +1,4 @@
-"""GPU slots of local runs (umia.gpus): which GPUs are visible, and how jobs take slots."""
+"""GPU slots of local runs (umia.runtime.gpus): which GPUs are visible, and how jobs take slots."""
 
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from umia import gpus
+from umia.runtime import gpus
 
 
 @pytest.fixture(autouse=True)
@@ -84,7 +84,7 @@ def test_a_job_waits_while_another_process_holds_every_slot(tmp_path):
         [
             sys.executable,
             "-c",
-            "import sys, time; from umia import gpus; "
+            "import sys, time; from umia.runtime import gpus; "
             f"gpus.claim(environ={_spec(tmp_path, names='0', per=1)!r}); print('held', flush=True); time.sleep(1.5)",
         ],
         stdout=subprocess.PIPE,

@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from tests import lm_families as F
-from umia import corpus, lm
 from umia.config import ConfigError, resolve
+from umia.tasks.text import corpus, lm
 
 from .test_config import _text
 

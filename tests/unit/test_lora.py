@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from tests import lm_families as F
-from umia import corpus, lm
 from umia.config import ConfigError, resolve
 from umia.errors import UmiaError
+from umia.tasks.text import corpus, lm
 
 from .test_config import _text
 

@@ -11,8 +11,8 @@ import pytest
 
 from umia import io
 from umia.errors import TableError, UmiaError
-from umia.jobs import MethodFailed, unlearn_shard
-from umia.pipeline import gather
+from umia.stages.gather import gather
+from umia.stages.shards import MethodFailed, unlearn_shard
 
 
 def _scores(model_id: int) -> pd.DataFrame:
@@ -69,7 +69,7 @@ def test_job_error_is_one_line_on_stderr_and_in_the_log(tmp_path, raise_, line):
         [
             "import errno",
             "from umia.errors import TableError",
-            "from umia.logs import setup_logging",
+            "from umia.runtime.logs import setup_logging",
             f"setup_logging({str(log)!r})",
             raise_,
         ]

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from umia import plots, registry
+from umia import registry
+from umia.report import figures as plots
 
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
@@ -155,7 +156,9 @@ def test_figure_has_caption(name):
 
 @pytest.mark.parametrize("name", list(registry.FIGURES))
 def test_figure_has_drawing(name):
-    assert callable(plots.DRAW.get(name)), f"figure {name!r} is registered but umia.plots.DRAW has no drawing for it"
+    assert callable(plots.DRAW.get(name)), (
+        f"figure {name!r} is registered but umia.report.figures.DRAW has no drawing for it"
+    )
 
 
 @pytest.mark.parametrize("name", list(registry.FIGURES))
@@ -174,7 +177,7 @@ def test_figure_spec(name):
 
 
 def test_no_drawing_or_caption_without_a_figure():
-    assert not set(plots.DRAW) - set(registry.FIGURES), "umia.plots.DRAW draws figures that are not registered"
+    assert not set(plots.DRAW) - set(registry.FIGURES), "umia.report.figures.DRAW draws figures that are not registered"
     pages = {"summary", "workflow"}  # the report's summary page and its workflow description
     stale = sorted(p.stem for p in CAPTIONS.glob("*.rst") if p.stem not in pages and p.stem not in registry.FIGURES)
     assert not stale, f"captions under workflow/report/ of no registered figure: {stale}"

@@ -1,4 +1,4 @@
-"""umia.score: the statistic phi, the loss and correctness, the views, padding and the score
+"""umia.tasks.score: the statistic phi, the loss and correctness, the views, padding and the score
 table's long format; the image task's scoring (ImageTask.score, ImageTask.phi)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from umia.score import padded, phi_loss, view
+from umia.tasks.score import padded, phi_loss, view
 
 F32_ULP_AT_100 = float(np.spacing(np.float32(100.0)))  # 7.6e-6
 
@@ -100,7 +100,7 @@ def test_padded_repeats_the_first_rows_up_to_a_multiple():
 @pytest.fixture(scope="module")
 def scored(digits):
     """An untrained MLP on the digits task (both views) and its scores."""
-    from umia.tasks.image import ImageTask
+    from umia.tasks.image.task import ImageTask
 
     task = ImageTask(str(digits), None, "cpu", None, network="mlp", width=16)
     model = task.new_model(0)
@@ -152,7 +152,7 @@ def test_scores_frame_long_format(scored):
 def test_describe_reads_the_scores_passes_and_matches_test_accuracy(scored, digits):
     """describe's plain and mirror-TTA test accuracy come from score's own passes (tta_correct), and
     equal test_accuracy's separate passes; a task of one view falls back to those passes."""
-    from umia.tasks.image import ImageTask, test_accuracy
+    from umia.tasks.image.task import ImageTask, test_accuracy
 
     task, model, s = scored
     assert s["tta_correct"].shape == (task.n_test,)

@@ -1,6 +1,6 @@
 """Partial shards survive: a shard job stopped by SIGTERM (what SLURM sends on preemption and at a
 time limit) after k of its K models keeps them, and its rerun computes only the other K - k and
-writes, byte for byte, the files an uninterrupted job writes (umia.scratch, umia.jobs)."""
+writes, byte for byte, the files an uninterrupted job writes (umia.runtime.scratch, umia.stages.shards)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from umia import faults, io
-from umia.jobs import Preempted, train_shard, unlearn_shard
-from umia.scratch import Partial, Scratch, folder_for
+from umia import io
+from umia.runtime import faults
+from umia.runtime.preempt import Preempted
+from umia.runtime.scratch import Partial, Scratch, folder_for
+from umia.stages.shards import train_shard, unlearn_shard
 
 from .conftest import DIGITS_RECIPE
 
@@ -191,7 +193,7 @@ def test_scratch_folder_mirrors_the_shard():
 
 
 def test_an_unreadable_shard_is_named_with_the_fix(tmp_path):
-    from umia.pipeline import gather
+    from umia.stages.gather import gather
 
     good = tmp_path / "shard-000.parquet"
     frame = pd.DataFrame({c: [] for c in io.SCORES.names})
@@ -210,13 +212,13 @@ def test_an_unreadable_shard_is_named_with_the_fix(tmp_path):
 def test_the_first_sigterm_finishes_the_model_in_hand_the_second_stops_at_once(tmp_path):
     import signal
 
-    from umia.jobs import Preemption
+    from umia.runtime.preempt import Preemption
 
     done = {0: None}
     p = Preemption("original shard 0", 4, done, tmp_path)
     p.check()  # nothing asked: go on
-    p._handler(signal.SIGTERM, None)  # the first: noted, the model in hand goes on
+    p.handler(signal.SIGTERM, None)  # the first: noted, the model in hand goes on
     with pytest.raises(Preempted, match="with 1 of 4 models finished; they are kept in"):
         p.check()
     with pytest.raises(Preempted):
-        p._handler(signal.SIGTERM, None)  # the second: at once
+        p.handler(signal.SIGTERM, None)  # the second: at once

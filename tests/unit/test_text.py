@@ -1,5 +1,5 @@
-"""The language-model task's building blocks (umia.corpus, umia.lm), its task (umia.tasks.text:
-training, scoring, the shard job) and the unlearning methods for it (umia.methods.builtin) on a
+"""The language-model task's building blocks (umia.tasks.text.corpus, umia.tasks.text.lm), its task
+(umia.tasks.text.task: training, scoring, the shard job) and the unlearning methods for it (umia.methods.builtin) on a
 tiny synthetic corpus and a GPT-2-style model of one layer, 32 wide, on the CPU.
 
 The synthetic reviews fill a fixed template with words drawn at random: a model can learn the
@@ -19,11 +19,12 @@ import pytest
 import torch
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from umia import corpus as text
-from umia import io, lm, methods, plan, registry
+from umia import io, methods, plan, registry
 from umia.errors import DataError
 from umia.methods import Context, Probe, builtin
-from umia.tasks.text import TextTask
+from umia.tasks.text import corpus as text
+from umia.tasks.text import lm
+from umia.tasks.text.task import TextTask
 
 IMDB = Path(__file__).resolve().parents[3] / "shared" / "data" / "imdb.parquet"
 SIZES = {"n_layer": 1, "n_embd": 32, "n_head": 2, "n_positions": 48}
@@ -507,7 +508,7 @@ def test_empty_forget_set_changes_nothing(task, members):
 
 # ------------------------------------------------------------------------------ the shard jobs
 def test_text_shard_jobs_write_scores_lm_stats_and_trajectory(task, corpus_path, base_dir, tmp_path):
-    from umia.jobs import load_models, train_shard, unlearn_shard
+    from umia.stages.shards import load_models, train_shard, unlearn_shard
 
     cand = tmp_path / "candidates.parquet"
     ids = pd.DataFrame({"example_id": np.arange(10), "label": np.zeros(10, np.int16)})

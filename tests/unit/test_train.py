@@ -1,6 +1,6 @@
 """Training internals: Lookahead, the schedule, the optimiser (its groups and its step), seeded
 batch indices, epoch augmentation, the stem-bias freeze, determinism of fit on the CPU, and the
-image task's shard job (umia.jobs.train_shard)."""
+image task's shard job (umia.stages.shards.train_shard)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,12 @@ import torch
 from torch import nn
 
 import umia
-from umia import models, provenance
-from umia.optim import Optimiser, batch_indices, schedule, sgd
-from umia.tasks.image import EpochAugmenter, ImageTask, Lookahead, Recipe, augment, fit, fit_stacked, stacks
-from umia.tasks.image import test_accuracy as accuracy
+from umia.runtime import provenance
+from umia.tasks.image import networks as models
+from umia.tasks.image.recipe import EpochAugmenter, Lookahead, Recipe, augment, fit
+from umia.tasks.image.task import ImageTask
+from umia.tasks.image.task import test_accuracy as accuracy
+from umia.tasks.optim import Optimiser, batch_indices, schedule, sgd
 
 
 class _Bench:
@@ -210,55 +212,6 @@ def _three_nets(sizes=(120, 110, 100)):
     return nets, xs, ys, gens
 
 
-def test_stacked_fastcnn_round_trip_and_forward():
-    nets, xs, _, _ = _three_nets()
-    stacked = models.StackedFastCNN(nets)
-    assert stacked.groups[1].conv1.groups == 3 and stacked.head.shape == (3, 10, 16)
-    for net in nets:
-        net.eval()
-    stacked.eval()
-    x = torch.cat([x[:8] for x in xs], dim=1)  # (8, 9, 16, 16): model k reads channels 3k..3k+2
-    out = stacked(x)
-    assert out.shape == (8, 3, 10)
-    for k, net in enumerate(nets):
-        torch.testing.assert_close(out[:, k], net(xs[k][:8]), rtol=1e-4, atol=1e-5)
-    fresh = [models.build("fastcnn", (3, 16, 16), 10, 16) for _ in nets]
-    stacked.unstack(fresh)
-    for net, back in zip(nets, fresh, strict=True):
-        for name, v in net.state_dict().items():
-            assert torch.equal(v, back.state_dict()[name]), name
-
-
-def test_fit_stacked_matches_separate_fits():
-    """Three models trained at once end where three separate fits end (the same batches, flips,
-    crops, lookahead and stem freeze per model; only rounding differs)."""
-    rec = Recipe(**AIRBENCH, whiten_bias_epochs=1)
-    nets, xs, ys, gens = _three_nets()
-    alone, _, _, _ = _three_nets()
-    start = [net.head.weight.detach().clone() for net in nets]
-    fit_stacked(_Bench(), nets, xs, ys, rec, gens)
-    for k, net in enumerate(alone):
-        fit(_Bench(), net, xs[k], ys[k], rec, torch.Generator().manual_seed(k))
-    for k in range(3):
-        for name, v in alone[k].state_dict().items():
-            torch.testing.assert_close(nets[k].state_dict()[name], v, rtol=1e-4, atol=1e-5, msg=name)
-    assert all(not torch.allclose(net.head.weight, w0) for net, w0 in zip(nets, start, strict=True))
-
-
-def test_fit_stacked_refuses_sets_of_different_step_counts():
-    nets, xs, ys, gens = _three_nets((128, 120, 100))  # 4, 3 and 3 batches of 32 an epoch
-    with pytest.raises(ValueError, match="share batch size and steps an epoch"):
-        fit_stacked(_Bench(), nets, xs, ys, Recipe(**AIRBENCH), gens)
-
-
-def test_stacks_group_models_of_one_batch_plan():
-    """Batches of 32: 100 and 127 examples give 3 steps, 128 gives 4, 20 one batch of 20."""
-    sizes = [100, 128, 127, 100, 20, 100, 128]
-    assert stacks(range(7), sizes, 32, 2) == [[0, 2], [3, 5], [1, 6], [4]]
-    assert stacks(range(7), sizes, 32, 1) == [[i] for i in range(7)]
-    assert stacks(range(3), [100, 100, 100], 32, 8) == [[0, 1, 2]]
-
-
 def test_fit_defaults_unchanged_by_new_knobs():
     """The new knobs at their defaults give the recipe the code had before them."""
     base = Recipe(epochs=2, batch_size=32, lr=0.1, flip=True, translate=2)
@@ -304,14 +257,14 @@ def _synthetic_npz(path, n_pool: int = 96, n_test: int = 20, side: int = 16, see
     return path
 
 
-def test_train_shard_stacked_gives_the_models_of_one_at_a_time(tmp_path):
-    """A shard job with train.stack=2 writes the scores the same models trained one at a time give."""
+def test_train_shard_writes_scores_and_checkpoint_of_its_models(tmp_path):
+    """A fastcnn shard job writes its models' scores and a checkpoint that holds the scored models."""
     import numpy as np
     import pandas as pd
     import pyarrow.parquet as pq
 
     from umia import io
-    from umia.jobs import load_models, train_shard
+    from umia.stages.shards import load_models, train_shard
 
     data = _synthetic_npz(tmp_path / "data.npz")
     cand = tmp_path / "candidates.parquet"
@@ -319,27 +272,23 @@ def test_train_shard_stacked_gives_the_models_of_one_at_a_time(tmp_path):
     io.write_table(ids, cand, io.CANDIDATES, "h")
     rec = dict(AIRBENCH, whiten_bias_epochs=1)
     task_args = {"network": "fastcnn", "width": 16, "views": ["identity", "mirror"]}
-    phi = {}
-    for stack in (1, 2):
-        out, ckpt = tmp_path / f"scores-{stack}.parquet", tmp_path / f"models-{stack}.pt"
-        train_shard(
-            task="image", data=str(data), candidates=str(cand), outputs={"scores": str(out), "ckpt": str(ckpt)},
-            stage="retrain", shard=1, shard_size=2, seed=0, recipe={**rec, "stack": stack}, device="cpu",
-            config_hash="h", task_args=task_args,
-        )  # fmt: skip
-        t = pq.read_table(out).to_pandas().sort_values(["model_id", "view", "example_id"])
-        assert sorted(t["model_id"].unique()) == [2, 3]
-        assert set(t["stage"]) == {"retrain"} and set(t["method"]) == {"retrain"}
-        assert len(t) == 2 * 2 * (96 + 20)  # models x views x (pool + test)
-        phi[stack] = t["phi"].to_numpy()
-        states, meta = load_models(str(ckpt), torch.device("cpu"))
-        assert sorted(states) == [2, 3]
-        assert meta == {
-            "stage": "retrain", "task": "image", "seed": 0, "config_hash": "h", "network": "fastcnn", "width": 16,
-            "umia": umia.__version__, "source": provenance.source_hash(), "plugins": {},
-        }  # fmt: skip
-        # the checkpoint holds the scored models
-        task = ImageTask(str(data), str(cand), "cpu", "h", **task_args)
-        scored = task.score(task.load_model(states[3]))
-        np.testing.assert_allclose(t.loc[t["model_id"] == 3, "phi"].to_numpy(), scored["phi"].ravel(), rtol=1e-5)
-    np.testing.assert_allclose(phi[2], phi[1], rtol=1e-3, atol=1e-3)
+    out, ckpt = tmp_path / "scores.parquet", tmp_path / "models.pt"
+    train_shard(
+        task="image", data=str(data), candidates=str(cand), outputs={"scores": str(out), "ckpt": str(ckpt)},
+        stage="retrain", shard=1, shard_size=2, seed=0, recipe=rec, device="cpu",
+        config_hash="h", task_args=task_args,
+    )  # fmt: skip
+    t = pq.read_table(out).to_pandas().sort_values(["model_id", "view", "example_id"])
+    assert sorted(t["model_id"].unique()) == [2, 3]
+    assert set(t["stage"]) == {"retrain"} and set(t["method"]) == {"retrain"}
+    assert len(t) == 2 * 2 * (96 + 20)  # models x views x (pool + test)
+    states, meta = load_models(str(ckpt), torch.device("cpu"))
+    assert sorted(states) == [2, 3]
+    assert meta == {
+        "stage": "retrain", "task": "image", "seed": 0, "config_hash": "h", "network": "fastcnn", "width": 16,
+        "umia": umia.__version__, "source": provenance.source_hash(), "plugins": {},
+    }  # fmt: skip
+    # the checkpoint holds the scored models
+    task = ImageTask(str(data), str(cand), "cpu", "h", **task_args)
+    scored = task.score(task.load_model(states[3]))
+    np.testing.assert_allclose(t.loc[t["model_id"] == 3, "phi"].to_numpy(), scored["phi"].ravel(), rtol=1e-5)

@@ -1,4 +1,4 @@
-"""The tuning stage's choice (umia.tuning) on hand-made tables: each rule picks the setting it
+"""The tuning stage's choice (umia.stages.tuning) on hand-made tables: each rule picks the setting it
 should, the utility guard excludes settings, ties go to the grid's first, and a grid with no
 setting inside the guard stops with one line naming the best setting's drop."""
 
@@ -7,8 +7,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from umia import tuning
 from umia.config import tuning_grids
+from umia.stages import tuning
 
 GRIDS = {"ft": ["ft@lr=0.01", "ft@lr=0.1", "ft@lr=1.0"]}
 

@@ -8,7 +8,7 @@ retain accuracy within a few points of the original's. The strengths are the tes
 enough to see the effect on 60 examples in a few steps); the defaults are tuned in the configs.
 
 Also here: the methods' contract (umia.methods: Context, Probe, resolve), the trajectory's
-points, and the unlearning shard job (umia.jobs.unlearn_shard) on the digits originals of
+points, and the unlearning shard job (umia.stages.shards.unlearn_shard) on the digits originals of
 conftest's ``digits_originals``.
 """
 
@@ -30,11 +30,11 @@ from torch import nn
 
 from tests.unit.conftest import DIGITS_RECIPE
 from umia import io, methods, plan, plugins, registry
-from umia.jobs import finish_trajectory, load_models, retrain_means, trajectory_frame, unlearn_shard
 from umia.methods import Context, Probe, builtin, steps_of
 from umia.methods.builtin import saliency_mask
-from umia.score import padded, phi_loss
-from umia.tasks.image import ImageTask, Recipe, fit
+from umia.stages.shards import finish_trajectory, load_models, retrain_means, trajectory_frame, unlearn_shard
+from umia.tasks.image.task import ImageTask, Recipe, fit
+from umia.tasks.score import padded, phi_loss
 
 SETTINGS = {
     "finetune": dict(epochs=30, lr=0.2, batch_size=64),
@@ -573,7 +573,7 @@ def test_unlearn_shard_writes_scores_trajectory_and_checkpoint(digits_originals,
 def test_an_unlearning_job_over_two_training_shards_gives_the_same_models(digits_originals, tmp_path):
     """unlearn_shard_size = 2 x shard_size: one job reads both training shards' checkpoints; each
     model comes out as the job of its own training shard makes it (seeds are per model)."""
-    from umia.jobs import train_shard
+    from umia.stages.shards import train_shard
 
     o = digits_originals
     second = {"scores": str(tmp_path / "original-1.parquet"), "ckpt": str(tmp_path / "original-1.pt")}
@@ -624,7 +624,7 @@ def test_unlearn_shard_probes_a_plugin_and_warns_of_an_undeclared_plan(digits_or
     frames = {}
     for declare in (True, False):
         out = {k: str(tmp_path / f"{declare}.{k}") for k in ("scores", "trajectory")}
-        with caplog.at_level(logging.WARNING, logger="umia.jobs"):
+        with caplog.at_level(logging.WARNING, logger="umia.stages.shards"):
             _unlearn_job(digits_originals, out, "adam_ascent", f"{path}:adam_ascent", {"declare": declare})
         frames[declare] = pq.read_table(out["trajectory"]).to_pandas()
         warned = "declared none (ctx.plan): the trajectory has only its ends" in caplog.text

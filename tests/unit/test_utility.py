@@ -1,4 +1,4 @@
-"""Accuracy of each model on its test, retain and forget sets, and per method (umia.utility)."""
+"""Accuracy of each model on its test, retain and forget sets, and per method (umia.stages.utility)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from umia import utility
+from umia.stages import utility
 
 
 def _tables():

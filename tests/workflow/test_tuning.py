@@ -12,7 +12,7 @@ import pandas as pd
 import yaml
 
 from tests.workflow.conftest import ROOT, snakemake
-from umia import tuning
+from umia.stages import tuning
 
 TINY_TUNE = ROOT / "tests/workflow/tiny_tune.yaml"
 

@@ -4,7 +4,9 @@ import os
 import sys
 from pathlib import Path
 
-from umia import gpus, plugins, registry, runlock
+from umia import plugins, registry
+from umia.runtime import gpus
+from umia.runtime import runlock
 from umia.config import (
     TEXT_SPLIT,
     ConfigError,
@@ -83,7 +85,7 @@ TUNE = dict(
 
 def place_gpu_jobs():
     """A local run (no cluster executor: no --jobs) spreads its model jobs over the visible GPUs,
-    ``jobs_per_gpu`` at a time on each (umia.gpus); with no GPU they take turns. A ``gpu`` the user
+    ``jobs_per_gpu`` at a time on each (umia.runtime.gpus); with no GPU they take turns. A ``gpu`` the user
     gave in --resources caps the jobs at once instead. Cluster jobs get their GPU from the scheduler."""
     if not workflow.is_main_process:
         return
@@ -236,7 +238,7 @@ def study_dir(method):
     unchanged keeps its files, and a pick gone back to an earlier one finds them again."""
     if METHODS[method] not in TUNED:
         return method
-    from umia.tuning import picked
+    from umia.stages.tuning import picked
 
     spec = picked(checkpoints.tune.get().output[0], METHODS[method])
     return f"{method}/tuned-{plugins.method_id(spec)}"
@@ -289,7 +291,7 @@ def shard_files(table, scope=STUDY, part="all"):
 
 
 def hold_results_folder():
-    """One run at a time on the results folder (umia.runlock), for the whole run."""
+    """One run at a time on the results folder (umia.runtime.runlock), for the whole run."""
     if workflow.is_main_process:
         try:
             runlock.acquire(R)
@@ -303,11 +305,11 @@ def release_results_folder():
 
 
 def print_verdict():
-    """The controls' verdict in the terminal at the end of a run (umia.verdict), when the run
+    """The controls' verdict in the terminal at the end of a run (umia.report.verdict), when the run
     made the summary."""
     summary = Path(f"{R}/tables/summary.csv")
     if workflow.is_main_process and summary.is_file():
-        from umia import verdict
+        from umia.report import verdict
 
         print(verdict.terminal(str(summary)))
 

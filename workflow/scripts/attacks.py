@@ -1,5 +1,5 @@
-from umia.logs import setup_logging
-from umia.pipeline import attack_tables
+from umia.runtime.logs import setup_logging
+from umia.stages.tables import attack_tables
 
 setup_logging(snakemake.log[0])
 attack_tables(

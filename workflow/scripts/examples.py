@@ -1,5 +1,5 @@
-from umia.logs import setup_logging
-from umia.pipeline import write_examples
+from umia.runtime.logs import setup_logging
+from umia.stages.prepare import write_examples
 
 setup_logging(snakemake.log[0])
 write_examples(

@@ -1,7 +1,7 @@
 from pathlib import Path
 
-from umia.logs import setup_logging
-from umia.plots import figures
+from umia.report.figures import figures
+from umia.runtime.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 figures(

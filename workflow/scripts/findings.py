@@ -1,5 +1,5 @@
-from umia import findings
-from umia.logs import setup_logging
+from umia.report import findings
+from umia.runtime.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 findings.write(

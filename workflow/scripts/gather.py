@@ -1,6 +1,6 @@
 from umia import io
-from umia.logs import setup_logging
-from umia.pipeline import gather
+from umia.runtime.logs import setup_logging
+from umia.stages.gather import gather
 
 setup_logging(snakemake.log[0])
 gather(

@@ -1,5 +1,5 @@
-from umia.logs import setup_logging
-from umia.pipeline import write_membership
+from umia.runtime.logs import setup_logging
+from umia.stages.prepare import write_membership
 
 setup_logging(snakemake.log[0])
 write_membership(

@@ -1,5 +1,5 @@
-from umia.logs import setup_logging
-from umia.pipeline import prepare_data
+from umia.runtime.logs import setup_logging
+from umia.stages.prepare import prepare_data
 
 setup_logging(snakemake.log[0])
 # where the data comes from is read from the config; what defines it from params (rerun triggers)

@@ -1,10 +1,8 @@
-from umia import gpus
-from umia.logs import setup_logging
+from umia.runtime.job import start
 
-setup_logging(snakemake.log[0])
-gpus.claim()  # a slot of a GPU of its own in a local run, before CUDA starts
+start(snakemake.log[0])  # the log, and a slot of a GPU of its own in a local run, before CUDA starts
 
-from umia.tasks.text import pretrain  # noqa: E402  (torch after the slot's CUDA_VISIBLE_DEVICES)
+from umia.tasks.text.task import pretrain  # noqa: E402  (torch after the slot's CUDA_VISIBLE_DEVICES)
 
 pretrain(
     corpus=snakemake.input.data,

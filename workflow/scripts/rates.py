@@ -1,5 +1,5 @@
-from umia.logs import setup_logging
-from umia.pipeline import rate_files
+from umia.runtime.logs import setup_logging
+from umia.stages.rates import rate_files
 
 setup_logging(snakemake.log[0])
 rate_files(

@@ -1,7 +1,7 @@
 import pyarrow.parquet as pq
 
-from umia.logs import setup_logging
-from umia.report import summary_page
+from umia.report.page import summary_page
+from umia.runtime.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 summary_page(

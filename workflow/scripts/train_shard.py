@@ -1,12 +1,9 @@
-from umia import gpus
-from umia.faults import maybe_fail
-from umia.logs import setup_logging
+from umia.runtime.job import start
 
-setup_logging(snakemake.log[0])
-gpus.claim()  # a slot of a GPU of its own in a local run, before CUDA starts
-maybe_fail(snakemake.rule, dict(snakemake.wildcards.items()), snakemake.resources.umia_attempt)
+# the log, a GPU slot of its own in a local run (before CUDA starts), an injected fault in the fault tests
+start(snakemake.log[0], snakemake.rule, snakemake.wildcards, snakemake.resources.umia_attempt)
 
-from umia.jobs import train_shard  # noqa: E402  (torch after the slot's CUDA_VISIBLE_DEVICES)
+from umia.stages.shards import train_shard  # noqa: E402  (torch after the slot's CUDA_VISIBLE_DEVICES)
 
 train_shard(
     data=snakemake.input.data,

@@ -1,5 +1,5 @@
-from umia.logs import setup_logging
-from umia.tuning import tuning_table
+from umia.runtime.logs import setup_logging
+from umia.stages.tuning import tuning_table
 
 setup_logging(snakemake.log[0])
 tuning_table(

@@ -34,8 +34,9 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-from umia import optim, plugins, registry
+from umia import plugins, registry
 from umia.registry import MethodSpec
+from umia.tasks import optim
 
 log = logging.getLogger(__name__)
 

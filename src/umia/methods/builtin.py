@@ -16,8 +16,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from umia.methods import Context, Data, steps_of
-from umia.optim import batch_indices
-from umia.score import padded
+from umia.tasks.optim import batch_indices
+from umia.tasks.score import padded
 
 log = logging.getLogger(__name__)
 

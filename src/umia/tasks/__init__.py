@@ -2,68 +2,109 @@
 
 A task holds a job's data on its device (the pool and the test split) and knows how to build,
 train and score its models and the loss, optimiser and augmentation the unlearning methods use
-(umia.methods.Context). ``build(name, ...)`` makes one; ``umia.jobs`` drives it.
-
-The interface (duck-typed, as ``ImageTask`` and ``TextTask`` implement it):
-
-- ``device``, ``autocast``, ``n_classes``, ``n_pool``, ``n_test``, ``labels`` ((n_pool + n_test,))
-- ``masks(seed, model_id)``: (D_i, F_i) boolean masks over the pool, on the device
-- ``pool(keep)``: the pool examples where ``keep`` is True, as the task's data tuple
-- ``train(keep, recipe, seed)``: for {model_id: keep mask}, yields (model_id, model, seconds)
-- ``load_model(state)``: a model with a checkpoint's state dict
-- ``state(model)``: what a checkpoint keeps of a model (its state dict; for an adapter, the adapter's)
-- ``loss(model, batch, settings, reduction)``, ``logits(model, batch)``, ``augment(batch, settings, gen)``
-- ``optimiser(model, lr, steps, weight_decay)``: an ``umia.optim.Optimiser``
-- ``score(model)``: {"phi", "loss", "correct"}: (V, n_pool + n_test) arrays, plus the task's own
-- ``phi(model, data)``: (V, n) tensor, eval mode
-- ``tables(scored, model_id, stage, method)``: {output name: DataFrame} ("scores", text: "lm_stats")
-- ``describe(model, scored, keep)``: a log line's worth of utility (test accuracy, perplexity)
+(umia.methods.Context). ``build(name, ...)`` makes one; ``umia.stages.shards`` drives it. Each
+task owns its code: ``umia.tasks.image`` (data, networks, training recipe) and
+``umia.tasks.text`` (corpus, language models, adapters). A task's data side (``data_side``:
+prepare, pool labels, the candidates' examples) imports no torch; the registry names where each
+task's code lives (``umia.registry.TASK_CODE``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
 import numpy as np
-import torch
+import pandas as pd
 
-from umia import io, plan
+from umia import registry
+
+if TYPE_CHECKING:
+    import torch
+
+    from umia.tasks.optim import Optimiser
 
 
-class Bench:
-    """The part of a task that is the same for both: pool size, candidates, the masks."""
+@runtime_checkable
+class Task(Protocol):
+    """The interface of a task, as ``ImageTask`` and ``TextTask`` implement it (on ``TaskBase``).
 
+    ``labels`` is (n_pool + n_test,) int64; a batch is the task's data tuple (images: (x, y);
+    text: (ids, mask)); score arrays are (V, n_pool + n_test) over the task's ``views``.
+    """
+
+    name: str
     device: torch.device
+    autocast: AbstractContextManager
+    n_classes: int
     n_pool: int
     n_test: int
-    labels: np.ndarray  # (n_pool + n_test,) int64
-    candidate_ids: np.ndarray
-
-    def _read_candidates(self, candidates: str | None, config_hash: str | None) -> None:
-        self.candidate_ids = np.zeros(0, np.int64)
-        if candidates is not None:
-            self.candidate_ids = io.read_table(candidates, io.CANDIDATES, config_hash).column("example_id").to_numpy()
+    labels: np.ndarray
+    views: tuple[str, ...]
 
     def masks(self, seed: int, model_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(D_i, F_i) as boolean masks over the pool, on the device."""
-        train = plan.train_mask(seed, model_id, self.n_pool)
-        forget = plan.forget_mask(train, self.candidate_ids)
-        return torch.from_numpy(train).to(self.device), torch.from_numpy(forget).to(self.device)
+        """(D_i, F_i) boolean masks over the pool, on the device."""
+
+    def pool(self, keep: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pool examples where ``keep`` is True, as the task's data tuple."""
+
+    def train(self, keep: dict[int, torch.Tensor], recipe: Mapping, seed: int) -> Iterator:
+        """For {model_id: keep mask}, yields (model_id, model, seconds)."""
+
+    def load_model(self, state: dict) -> torch.nn.Module:
+        """A model with a checkpoint's state dict."""
 
     def state(self, model: torch.nn.Module) -> dict[str, torch.Tensor]:
-        """What a checkpoint keeps of ``model``: its state dict, on the CPU."""
-        return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        """What a checkpoint keeps of a model (its state dict; for an adapter, the adapter's)."""
 
-    def generator(self, seed: int) -> torch.Generator:
-        return torch.Generator(device=self.device).manual_seed(seed)
+    def loss(self, model: torch.nn.Module, batch: Any, settings: Mapping, reduction: str = "mean") -> torch.Tensor:
+        """What methods differentiate: a scalar, or (B,) with ``reduction="none"``."""
+
+    def logits(self, model: torch.nn.Module, batch: Any) -> torch.Tensor: ...
+
+    def augment(self, batch: Any, settings: Mapping, gen: torch.Generator) -> Any: ...
+
+    def optimiser(self, model: torch.nn.Module, lr: float, steps: int, weight_decay: float | None = None) -> Optimiser:
+        """The task's optimiser for ``steps`` steps (steps known: probing needs no patch)."""
+
+    def score(self, model: torch.nn.Module) -> dict[str, np.ndarray]:
+        """{"phi", "loss", "correct"}: (V, n_pool + n_test) arrays, plus the task's own."""
+
+    def phi(self, model: torch.nn.Module, data: Any) -> torch.Tensor:
+        """(V, n) phi of a few examples, eval mode."""
+
+    def tables(self, scored: Mapping[str, np.ndarray], model_id: int, stage: str, method: str) -> dict:
+        """{output name: DataFrame}: "scores" (io.SCORES), and the task's own (text: "lm_stats")."""
+
+    def describe(self, model: torch.nn.Module, scored: Mapping[str, np.ndarray], keep: torch.Tensor) -> str:
+        """A log line's worth of utility (test accuracy, perplexity)."""
+
+    def generator(self, seed: int) -> torch.Generator: ...
 
 
-def build(task: str, **kwargs):
+class TaskData(Protocol):
+    """A task's data side (no torch): what the light stages ask of it."""
+
+    def prepare(self, dataset: Mapping, seed: int, out: str) -> Any:
+        """Read the dataset and write its prepared file atomically."""
+
+    def pool_labels(self, path: str) -> np.ndarray:
+        """Class labels of the pool P, (n_pool,) int64, from the prepared file."""
+
+    def examples(self, path: str, ids: np.ndarray, dataset: str) -> pd.DataFrame:
+        """The examples ``ids`` of the pool as io.EXAMPLES rows (pixels or text, class names)."""
+
+
+def data_side(task: str) -> TaskData:
+    """The data side of ``task`` (a module with ``TaskData``'s functions)."""
+    if task not in registry.TASK_CODE:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(registry.TASK_CODE)}")
+    return registry.load(registry.TASK_CODE[task].data)
+
+
+def build(task: str, **kwargs) -> Task:
     """The task named ``task`` ("image" or "text") for one job; ``kwargs`` are its constructor's."""
-    if task == "image":
-        from umia.tasks.image import ImageTask
-
-        return ImageTask(**kwargs)
-    if task == "text":
-        from umia.tasks.text import TextTask
-
-        return TextTask(**kwargs)
-    raise ValueError(f"unknown task {task!r}; known: image, text")
+    if task not in registry.TASK_CODE:
+        raise ValueError(f"unknown task {task!r}; known: {', '.join(registry.TASK_CODE)}")
+    return registry.load(registry.TASK_CODE[task].task)(**kwargs)

@@ -1,7 +1,7 @@
 """Causal language models for the text task: a small GPT-2-style base model pretrained from
 scratch (or any hub model), the LM loss and the sequence statistics for the attacks.
 
-Data are ``(ids, mask)`` pairs from ``umia.corpus.encode``: ids (n, T) int64, mask (n, T) bool with
+Data are ``(ids, mask)`` pairs from ``umia.tasks.text.corpus.encode``: ids (n, T) int64, mask (n, T) bool with
 each row's real tokens a prefix (right padding). A model is scored on its real next-token
 predictions: position t predicts token t+1 wherever token t+1 is real, so a row of L real tokens
 (bos included) has L - 1 predictions.
@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from umia import optim
-from umia.corpus import atomic_dir, encode, zlib_lengths
-from umia.device import autocast, pick_device
 from umia.errors import UmiaError
+from umia.io import atomic_dir
+from umia.runtime.device import autocast, pick_device
+from umia.tasks import optim
+from umia.tasks.text.corpus import encode, zlib_lengths
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -185,7 +186,7 @@ def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 # --------------------------------------------------------------------------------- likelihoods
-def _logits(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def forward_logits(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     with autocast(ids.device):
         return model(input_ids=ids, attention_mask=mask.long(), use_cache=False).logits  # (B, T, V)
 
@@ -196,7 +197,7 @@ def token_logprobs(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> t
     Returns lp: (B, T-1) float32 (log_softmax in float32; lp[:, t] = log p(ids[:, t+1] | ids[:, :t+1]))
     and valid: (B, T-1) bool, True where ids[:, t+1] is a real token. Differentiable.
     """
-    logits = _logits(model, ids, mask)[:, :-1].float()  # (B, T-1, V)
+    logits = forward_logits(model, ids, mask)[:, :-1].float()  # (B, T-1, V)
     lp = torch.log_softmax(logits, -1).gather(-1, ids[:, 1:, None]).squeeze(-1)  # (B, T-1)
     return lp, mask[:, 1:]
 
@@ -254,7 +255,7 @@ def sequence_scores(
     for i in range(0, len(ids), batch_size):
         w = max(2, int(lengths[i : i + batch_size].max()))
         x, m = ids[i : i + batch_size, :w].to(dev), mask[i : i + batch_size, :w].to(dev)
-        logits = _logits(model, x, m)[:, :-1].float()  # (B, w-1, V)
+        logits = forward_logits(model, x, m)[:, :-1].float()  # (B, w-1, V)
         lp = torch.log_softmax(logits, -1).gather(-1, x[:, 1:, None]).squeeze(-1)  # (B, w-1)
         valid = m[:, 1:]
         n = valid.sum(1)  # (B,)

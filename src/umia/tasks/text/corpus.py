@@ -11,12 +11,9 @@ the functions that need them: importing them costs seconds, and a data job needs
 from __future__ import annotations
 
 import logging
-import os
 import re
-import shutil
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from umia.errors import DataError
-from umia.io import atomic_path
+from umia.io import atomic_dir, atomic_path
+from umia.registry import DATASETS
 
 if TYPE_CHECKING:
     import torch
@@ -216,22 +214,6 @@ def prepare_text(
 
 
 # ------------------------------------------------------------------------------------- tokenizer
-@contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; it replaces ``path`` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        yield tmp
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 def train_tokenizer(
     texts: Sequence[str], vocab_size: int, out_dir: str | Path | None = None
 ) -> PreTrainedTokenizerBase:
@@ -316,11 +298,11 @@ def zlib_lengths(texts: Sequence[str | bytes]) -> np.ndarray:
 def prepare(dataset: Mapping, seed: int, out: str) -> Corpus:
     """The prepare job of a text experiment: the corpus (pool, test, pretraining reviews) from
     ``dataset.path``, checked against ``dataset.sha256`` when given."""
-    from umia.data import _check_sha256
+    from umia.io import check_sha256
 
     path = Path(dataset["path"])
     if dataset.get("sha256"):
-        _check_sha256(path, dataset["sha256"])
+        check_sha256(path, dataset["sha256"])
     return prepare_text(
         str(path),
         out,
@@ -328,4 +310,29 @@ def prepare(dataset: Mapping, seed: int, out: str) -> Corpus:
         test_size=dataset["test_size"],
         pretrain_size=dataset["pretrain_size"],
         seed=seed,
+    )
+
+
+def pool_labels(path: str) -> np.ndarray:
+    """Class labels (sentiment) of the pool P, (n_pool,) int64, from the corpus Parquet."""
+    return read_corpus(path).pool["label"].to_numpy(np.int64)
+
+
+def examples(path: str, ids: np.ndarray, dataset: str) -> pd.DataFrame:
+    """The pool reviews ``ids`` as io.EXAMPLES rows: label, class name and text (no pixels: height,
+    width and channels 0)."""
+    pool = read_corpus(path).pool
+    y = pool["label"].to_numpy(np.int64)[ids]
+    names = DATASETS[dataset].class_names
+    return pd.DataFrame(
+        {
+            "example_id": ids,
+            "label": y,
+            "label_name": [names[k] for k in y],
+            "height": 0,
+            "width": 0,
+            "channels": 0,
+            "pixels": [b""] * len(ids),
+            "text": pool["text"].to_numpy()[ids],
+        }
     )

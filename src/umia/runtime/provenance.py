@@ -43,7 +43,7 @@ def job(device, plugins: dict[str, str] | None = None) -> str:
             "torch": torch.__version__,
             "cuda": torch.version.cuda if device.type == "cuda" else None,
             "host": platform.node(),
-            # the GPU it ran on, as the scheduler or its slot (umia.gpus; the job's log names the slot) set it
+            # the GPU it ran on, as the scheduler or its slot (umia.runtime.gpus; the job's log names the slot) set it
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES") if device.type == "cuda" else None,
             "umia": umia.__version__,
             "source": source_hash(),

@@ -9,12 +9,9 @@ is written atomically, after all models of the shard are done.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import signal
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,9 +19,11 @@ import pyarrow.compute as pc
 import torch
 
 import umia
-from umia import faults, io, methods, plan, plugins, provenance, tasks
+from umia import io, methods, plan, plugins, tasks
 from umia.errors import UmiaError
-from umia.scratch import Partial, Scratch, folder_for
+from umia.runtime import faults, provenance
+from umia.runtime.preempt import preemptible
+from umia.runtime.scratch import Partial, Scratch, folder_for
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +60,11 @@ def _plugin_stamp(names: Sequence[str], settings: Mapping | None = None) -> dict
     return out
 
 
+def _where(data: str, candidates: str, device: str, config_hash: str, threads: int) -> dict:
+    """A shard job's task arguments that are not the task's own (``task_args``)."""
+    return {"data": data, "candidates": candidates, "device": device, "config_hash": config_hash, "threads": threads}
+
+
 # ------------------------------------------------------------------------------------ training
 def train_shard(
     *,
@@ -82,15 +86,7 @@ def train_shard(
     D_i minus F_i) of one shard of models, then write their tables and, if asked, checkpoints."""
     if stage not in ("original", "retrain"):
         raise ValueError(f"stage must be original or retrain, not {stage!r}")
-    t = tasks.build(
-        task,
-        data=data,
-        candidates=candidates,
-        device=device,
-        config_hash=config_hash,
-        threads=threads,
-        **(task_args or {}),
-    )
+    t = tasks.build(task, **_where(data, candidates, device, config_hash, threads), **(task_args or {}))
     method = "none" if stage == "original" else "retrain"
     ids = plan.shard_models(shard, shard_size)
     scratch = Scratch(folder_for(outputs["scores"]), config_hash, ids)
@@ -200,15 +196,7 @@ def unlearn_shard(
     ``source`` (a plug-in's source hash) is there for the rule's rerun trigger only."""
     fn, spec, settings = methods.resolve(method_name, settings)
     log.info("%s (%s) with settings %s", method, method_name, dict(sorted(settings.items())))
-    t = tasks.build(
-        task,
-        data=data,
-        candidates=candidates,
-        device=device,
-        config_hash=config_hash,
-        threads=threads,
-        **(task_args or {}),
-    )
+    t = tasks.build(task, **_where(data, candidates, device, config_hash, threads), **(task_args or {}))
     states = {}
     for path in [originals] if isinstance(originals, str) else originals:  # the training shards it spans
         found, meta = load_models(path, t.device)
@@ -307,48 +295,6 @@ def _unlearn_one(t, fn, method, method_name, settings, state, model_id, seed, ra
     finish_trajectory(trajectory, model_id, forget_ids, rate_points, probe, scored["phi"][:, forget_ids])
     state = t.state(model) if keep_state else None
     return Partial(t.tables(scored, model_id, "unlearned", method), state, trajectory)
-
-
-class Preempted(UmiaError):
-    """SIGTERM (what SLURM sends on preemption, at a time limit and on scancel --signal=TERM)."""
-
-
-class Preemption:
-    """What a shard job does on SIGTERM: the first finishes the model in hand (``check``, called
-    after each model is kept, then stops the job); a second abandons it at once. Either way the
-    job stops with one line, its finished models kept in the scratch ``folder`` for the retry."""
-
-    def __init__(self, what: str, n_models: int, done: Mapping, folder: Path):
-        self.what, self.n_models, self.done, self.folder = what, n_models, done, folder
-        self.asked = False
-
-    def _stop(self) -> Preempted:
-        return Preempted(
-            f"{self.what} received SIGTERM with {len(self.done)} of {self.n_models} models finished; "
-            f"they are kept in {self.folder} and a rerun of the job resumes from them"
-        )
-
-    def _handler(self, signum, frame) -> None:
-        if self.asked:
-            raise self._stop()
-        self.asked = True
-        log.warning("SIGTERM: finishing the model in hand, then stopping (a second SIGTERM stops at once)")
-
-    def check(self) -> None:
-        """Stop here if SIGTERM came (call once a model is finished and kept)."""
-        if self.asked:
-            raise self._stop()
-
-
-@contextlib.contextmanager
-def preemptible(what: str, n_models: int, done: Mapping, folder: Path):
-    """SIGTERM handled as ``Preemption`` says while the block runs; yields its ``check``."""
-    p = Preemption(what, n_models, done, folder)
-    old = signal.signal(signal.SIGTERM, p._handler)
-    try:
-        yield p.check
-    finally:
-        signal.signal(signal.SIGTERM, old)
 
 
 def finish_trajectory(

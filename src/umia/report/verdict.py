@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from umia import registry
+from umia.report.format import attack_label, ci
 
 CHANCE_TOLERANCE = 0.03  # the retrain control must sit within 0.5 +- this (its interval must cover 0.5 or lie inside)
 
@@ -19,22 +19,6 @@ UNINFORMATIVE = (
 )
 
 
-def _fmt(x: float) -> str:
-    return "–" if pd.isna(x) else f"{x:.3f}"
-
-
-def _ci(row: pd.Series, col: str) -> str:
-    lo, hi = row.get(f"{col}_ci_low"), row.get(f"{col}_ci_high")
-    if lo is None or pd.isna(lo):
-        return _fmt(row[col])
-    return f"{_fmt(row[col])} [{_fmt(lo)}, {_fmt(hi)}]"
-
-
-def _label(attack: str) -> str:
-    spec = registry.ATTACKS.get(attack)
-    return spec.label if spec else attack
-
-
 def controls(summary: pd.DataFrame) -> list[tuple[bool, str]]:
     """The two controls in words: every attack on the forget examples puts the retrain control at
     chance; U-LiRA catches the none control (its interval's low end above chance + tolerance)."""
@@ -43,7 +27,10 @@ def controls(summary: pd.DataFrame) -> list[tuple[bool, str]]:
     for attack, r in retrain.set_index("attack").iterrows():
         ok = r["accuracy_ci_low"] - CHANCE_TOLERANCE <= 0.5 <= r["accuracy_ci_high"] + CHANCE_TOLERANCE
         out.append(
-            (bool(ok), f"retrain control: {_label(attack)} accuracy {_ci(r, 'accuracy')} (should be at chance, 0.5)")
+            (
+                bool(ok),
+                f"retrain control: {attack_label(attack)} accuracy {ci(r, 'accuracy')} (should be at chance, 0.5)",
+            )
         )
     none = summary[(summary["method"] == "none") & (summary["attack"] == "ulira")]
     if len(none):
@@ -51,7 +38,7 @@ def controls(summary: pd.DataFrame) -> list[tuple[bool, str]]:
         out.append(
             (
                 bool(informative(summary)),
-                f"none control: U-LiRA accuracy {_ci(r, 'accuracy')} (should be above chance by more than "
+                f"none control: U-LiRA accuracy {ci(r, 'accuracy')} (should be above chance by more than "
                 f"{CHANCE_TOLERANCE})",
             )
         )
@@ -69,7 +56,7 @@ def warning(summary: pd.DataFrame) -> str | None:
     if informative(summary):
         return None
     r = summary[(summary["method"] == "none") & (summary["attack"] == "ulira")].iloc[0]
-    return UNINFORMATIVE.format(acc=_ci(r, "accuracy"))
+    return UNINFORMATIVE.format(acc=ci(r, "accuracy"))
 
 
 def terminal(summary_csv: str) -> str:

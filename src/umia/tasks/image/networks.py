@@ -52,13 +52,12 @@ class SmallCNN(nn.Module):
 class _ConvGroup(nn.Module):
     """conv -> pool -> BN -> GELU -> conv -> BN -> GELU, as in airbench."""
 
-    def __init__(self, c_in: int, c_out: int, groups: int = 1):
-        super().__init__()  # with groups=K: K independent groups side by side (StackedFastCNN)
-        k = groups
-        self.conv1 = nn.Conv2d(k * c_in, k * c_out, 3, padding=1, bias=False, groups=k)
-        self.norm1 = nn.BatchNorm2d(k * c_out, momentum=0.4, eps=1e-12)
-        self.conv2 = nn.Conv2d(k * c_out, k * c_out, 3, padding=1, bias=False, groups=k)
-        self.norm2 = nn.BatchNorm2d(k * c_out, momentum=0.4, eps=1e-12)
+    def __init__(self, c_in: int, c_out: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.norm1 = nn.BatchNorm2d(c_out, momentum=0.4, eps=1e-12)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1, bias=False)
+        self.norm2 = nn.BatchNorm2d(c_out, momentum=0.4, eps=1e-12)
         for conv in (self.conv1, self.conv2):  # identity-like init: dirac on the first channels
             w = conv.weight.data
             nn.init.dirac_(w[: min(w.size(0), w.size(1))])
@@ -103,56 +102,6 @@ class FastCNN(nn.Module):
         x = self.groups(x)  # (B, w, H/8, W/8)
         x = torch.amax(x, dim=(2, 3))  # global max pool
         return self.head(x) * self.scale
-
-
-class StackedFastCNN(nn.Module):
-    """K FastCNNs as one network of grouped convolutions, to train them at once: model k reads
-    channels [kC, (k+1)C) of a (B, K*C, H, W) input, i.e. its own batch, and gives logits [:, k].
-    Convolutions with groups=K, BatchNorm over K*C channels (per-channel statistics, so per model)
-    and a batched head are the same maths as K separate networks; ``unstack`` copies the trained
-    weights back into them."""
-
-    def __init__(self, nets: list[FastCNN]):
-        super().__init__()
-        k, first = len(nets), nets[0]
-        c, stem = first.whiten.in_channels, first.whiten.out_channels
-        width = first.head.in_features
-        self.k, self.scale = k, first.scale
-        self.whiten = nn.Conv2d(k * c, k * stem, 2, padding=0, bias=True, groups=k)
-        self.whiten.weight.requires_grad_(False)
-        self.groups = nn.Sequential(
-            _ConvGroup(stem, width // 4, k), _ConvGroup(width // 4, width, k), _ConvGroup(width, width, k)
-        )
-        self.head = nn.Parameter(torch.empty(k, first.head.out_features, width))
-        states = [n.state_dict() for n in nets]
-        with torch.no_grad():
-            for name, t in self.state_dict().items():
-                if name == "head":  # (K, classes, w) from K (classes, w) Linear weights
-                    t.copy_(torch.stack([s["head.weight"] for s in states]))
-                elif t.ndim == 0:  # num_batches_tracked: the same count in every model
-                    t.copy_(states[0][name])
-                else:  # grouped conv weights and BatchNorm vectors: the K models end to end
-                    t.copy_(torch.cat([s[name] for s in states]))
-        self.to(first.head.weight.device)
-
-    @torch.no_grad()
-    def unstack(self, nets: list[FastCNN]) -> None:
-        """Copy model k's weights and BatchNorm statistics into ``nets[k]``."""
-        states = [n.state_dict() for n in nets]
-        for name, t in self.state_dict().items():
-            for i, s in enumerate(states):
-                if name == "head":
-                    s["head.weight"].copy_(t[i])
-                elif t.ndim == 0:
-                    s[name].copy_(t)
-                else:
-                    s[name].copy_(t.chunk(self.k)[i])
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, K*C, H, W) -> (B, K, classes)
-        x = F.gelu(self.whiten(x))
-        x = torch.amax(self.groups(x), dim=(2, 3))  # (B, K*w)
-        x = x.view(len(x), self.k, -1)
-        return torch.einsum("bkw,kow->bko", x, self.head.to(x.dtype)) * self.scale
 
 
 def resnet18(in_shape: tuple[int, int, int], n_classes: int, width: int) -> nn.Module:

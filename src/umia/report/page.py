@@ -14,9 +14,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 import yaml
 
-from umia import attacks, challenge, io, provenance, registry, verdict
+from umia import attacks, io, registry
+from umia.attacks import challenge
 from umia.io import atomic_path
-from umia.plots import attack_label, attacks_in, method_colours, method_order
+from umia.report import verdict
+from umia.report.figures import attack_label, attacks_in, method_colours, method_order
+from umia.report.format import ci, fmt
+from umia.runtime import provenance
 
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 1.5em; color: #222; max-width: 70em; }
@@ -29,19 +33,8 @@ pre { background: #f7f7f7; padding: 0.8em; font-size: 0.85em; overflow-x: auto; 
 """
 
 
-def _fmt(x: float, digits: int = 3) -> str:
-    return "–" if pd.isna(x) else f"{x:.{digits}f}"
-
-
-def _ci(row: pd.Series, col: str) -> str:
-    lo, hi = row.get(f"{col}_ci_low"), row.get(f"{col}_ci_high")
-    if lo is None or pd.isna(lo):
-        return _fmt(row[col])
-    return f"{_fmt(row[col])} [{_fmt(lo)}, {_fmt(hi)}]"
-
-
 def controls_verdict(summary: pd.DataFrame) -> list[tuple[bool, str]]:
-    """The two controls in words (umia.verdict.controls)."""
+    """The two controls in words (umia.report.verdict.controls)."""
     return verdict.controls(summary)
 
 
@@ -52,7 +45,7 @@ def _table(df: pd.DataFrame, colours: Mapping[str, str]) -> str:
         cells = []
         for c in df.columns:
             v = r[c]
-            text = html.escape(v if isinstance(v, str) else _fmt(v) if isinstance(v, float) else str(v))
+            text = html.escape(v if isinstance(v, str) else fmt(v) if isinstance(v, float) else str(v))
             if c == "method":
                 text = f'<span class="swatch" style="background:{colours.get(v, "#fff")}"></span>{text}'
             cells.append(f"<td>{text}</td>")
@@ -94,7 +87,7 @@ def summary_rows(summary: pd.DataFrame) -> pd.DataFrame:
         for a, col, name in (c for c in columns if c[0] in present):
             if (m, a) in by.index:
                 r = by.loc[(m, a)]
-                row[name] = _ci(r, col) if f"{col}_ci_low" in r.index else _fmt(r[col], 2 if "epsilon" in col else 3)
+                row[name] = ci(r, col) if f"{col}_ci_low" in r.index else fmt(r[col], 2 if "epsilon" in col else 3)
             else:
                 row[name] = "–"
         d = by.loc[m, "diverged_models"].max() if m in by.index.get_level_values(0) else 0
@@ -110,9 +103,9 @@ def _utility_part(util: pd.DataFrame, colours: Mapping[str, str], grid: float = 
     rows = pd.DataFrame(
         {
             "method": util["method"],
-            "test accuracy [95% CI]": [_ci(r, "test_accuracy") for _, r in util.iterrows()],
+            "test accuracy [95% CI]": [ci(r, "test_accuracy") for _, r in util.iterrows()],
             "retain accuracy": util["retain_accuracy"],
-            "forget accuracy [95% CI]": [_ci(r, "forget_accuracy") for _, r in util.iterrows()],
+            "forget accuracy [95% CI]": [ci(r, "forget_accuracy") for _, r in util.iterrows()],
             "test drop from the originals": util["test_drop"],
             "challenge forget score": util["challenge_forget_score"],
             "challenge score": util["challenge_score"],

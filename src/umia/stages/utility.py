@@ -21,7 +21,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from umia.attacks import _codes
+from umia.io import codes
 
 COLUMNS = ["model_id", "method", "example_id", "view", "correct"]
 LM_COLUMNS = ["model_id", "method", "example_id", "token_accuracy", "n_tokens"]  # of io.LM_STATS
@@ -42,7 +42,7 @@ def per_model(scores: pa.Table, membership: pd.DataFrame, lm_stats: pa.Table | N
     """Accuracy of every model on its three sets, first view: columns method, model_id and
     ``<set>_accuracy`` for test, retain and forget (nan where a set is empty). With ``lm_stats``
     (text; columns ``LM_COLUMNS``) the accuracy is next-token accuracy over the set's tokens."""
-    views = _codes(scores["view"])[1]
+    views = codes(scores["view"])[1]
     first = "identity" if "identity" in views else views[0]
     t = scores.filter(pc.equal(scores["view"], first))
     if lm_stats is not None:  # one row per (model, method, review): the weights are the tokens
@@ -59,7 +59,7 @@ def per_model(scores: pa.Table, membership: pd.DataFrame, lm_stats: pa.Table | N
         "retain": np.pad(in_train & ~in_forget, ((0, 0), (0, n_examples - n_pool))),
         "forget": np.pad(in_forget, ((0, 0), (0, n_examples - n_pool))),
     }
-    method, names = _codes(t["method"])
+    method, names = codes(t["method"])
     model, example = np.asarray(t["model_id"]), np.asarray(t["example_id"])
     if lm_stats is None:
         correct, weight = np.asarray(t["correct"]).astype(np.float64), np.ones(len(t))

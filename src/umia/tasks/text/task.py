@@ -23,11 +23,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from umia import corpus as text
-from umia import lm, optim, plan
-from umia.device import autocast, setup
-from umia.score import scores_frame
-from umia.tasks import Bench
+from umia import plan
+from umia.tasks import optim
+from umia.tasks.base import TaskBase
+from umia.tasks.score import scores_frame
+from umia.tasks.text import corpus as text
+from umia.tasks.text import lm
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def base_model(path: str, device: str) -> tuple:
     return lm.load_base(path, device)
 
 
-class TextTask(Bench):
+class TextTask(TaskBase):
     """The text task of one job: the pool and the test reviews encoded with the base model's
     tokenizer, cut to ``max_tokens``, on the device; shadow models are copies of the base model.
 
@@ -109,9 +110,8 @@ class TextTask(Bench):
         min_k: float = 0.2,
         adapter: Mapping | None = None,
     ):
+        super().__init__(device, threads)
         self.min_k = min_k  # Min-K%'s share of tokens
-        self.device = setup(device, threads)
-        self.autocast = autocast(self.device)
         self.base, self.tokenizer = base_model(base, self.device)
         # train.adapter: every model a LoRA adapter over the frozen base (None: full copies)
         self.lora = lm.lora_config(adapter, self.base) if adapter else None
@@ -188,7 +188,7 @@ class TextTask(Bench):
 
     # ------------------------------------------------------------------------- what methods use
     def logits(self, model: torch.nn.Module, batch) -> torch.Tensor:
-        return lm._logits(model, batch[0], batch[1])  # (B, T, V)
+        return lm.forward_logits(model, batch[0], batch[1])  # (B, T, V)
 
     def loss(self, model: torch.nn.Module, batch, settings: Mapping, reduction: str = "mean") -> torch.Tensor:
         """The causal LM loss over the batch's real tokens (a scalar), or with reduction "none"

@@ -8,7 +8,7 @@ their sampling noise alone would make them (``forget_dispersion``, every method;
 control's is the noise level), and, where methods unlearn, the share of forget examples whose phi
 reached their retrain mean during unlearning, the median share of the run that took, and the
 dispersion of the share of models in which each example reached it (``reach_dispersion``). The figures draw the same
-numbers (``umia.plots`` calls the functions here); nothing here draws.
+numbers (``umia.report.figures`` calls the functions here); nothing here draws.
 """
 
 from __future__ import annotations
