@@ -16,12 +16,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 from umia import io, plugins, registry
+from umia import schema as schema_mod
 from umia.errors import ConfigError, DataError
 from umia.registry import CONTROLS
+from umia.schema import load_schema  # noqa: F401  (the workflow and users read the schema from here)
 
 # Names of datasets, networks and methods come from umia.registry; plug-ins from umia.plugins.
 DIGITS_SIZE = registry.DIGITS_SIZE
@@ -92,61 +93,6 @@ def n_classes(dataset: Mapping) -> int:
     return spec.n_classes if spec.n_classes is not None else dataset_info(dataset).n_classes
 
 
-def _fill(into: dict, defaults: Mapping) -> None:
-    """Set every key of ``defaults`` that ``into`` lacks, recursing into mappings."""
-    for key, value in defaults.items():
-        if key not in into:
-            into[key] = copy.deepcopy(value)
-        elif isinstance(value, Mapping) and isinstance(into[key], dict):
-            _fill(into[key], value)
-
-
-def _path(error: jsonschema.ValidationError) -> str:
-    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
-
-
-def _with_defaults(validator_class):
-    """A validator that fills in each property's default before validating it."""
-    validate_properties = validator_class.VALIDATORS["properties"]
-
-    def set_defaults(validator, properties, instance, schema):
-        if isinstance(instance, dict):
-            for name, sub in properties.items():
-                if "default" in sub and name not in instance:
-                    instance[name] = copy.deepcopy(sub["default"])
-        yield from validate_properties(validator, properties, instance, schema)
-
-    return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
-
-
-_Validator = _with_defaults(jsonschema.Draft7Validator)
-
-
-def load_schema(path: str | os.PathLike) -> dict:
-    with open(path) as f:
-        return yaml.safe_load(f)
-
-
-def _schema_message(error: jsonschema.ValidationError) -> str:
-    key = _path(error)
-    if error.validator == "additionalProperties":
-        return f"config: unknown key under '{key}': {error.message}; check the spelling against config/config.yaml"
-    if error.validator == "enum":
-        allowed = ", ".join(map(str, error.validator_value))
-        return f"config key '{key}': {error.instance!r} is not one of: {allowed}"
-    if error.validator == "type":
-        return f"config key '{key}': {error.instance!r} must be of type {error.validator_value}"
-    if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
-        op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}
-        return (
-            f"config key '{key}': {error.instance!r} out of range; it must be "
-            f"{op[error.validator]} {error.validator_value}"
-        )
-    if error.validator == "pattern":
-        return f"config key '{key}': {error.instance!r} does not match {error.validator_value}"
-    return f"config key '{key}': {error.message}"
-
-
 def _scalar(text: str) -> Any:
     """An override value: int, float (1e-3 included, which YAML 1.1 reads as a string), bool or str."""
     for kind in (int, float):
@@ -206,10 +152,10 @@ def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict
             )
     text = isinstance(cfg.get("dataset"), Mapping) and is_text(cfg)
     if text:
-        _fill(cfg, TEXT_DEFAULTS)
-    errors = sorted(_Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
+        schema_mod.fill(cfg, TEXT_DEFAULTS)
+    errors = sorted(schema_mod.Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
-        raise ConfigError(_schema_message(errors[0]))
+        raise ConfigError(schema_mod.message(errors[0]))
 
     n, k = cfg["n_models"], cfg["shard_size"]
     if n % 2:
@@ -263,99 +209,15 @@ def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict
             f"config key 'attacks.n_folds': {cfg['attacks']['n_folds']} folds need n_models >= "
             f"{2 * cfg['attacks']['n_folds']}; lower n_folds or raise n_models"
         )
-    if text:
-        _check_text(cfg, load_plugins)
-    elif cfg["train"].get("adapter") is not None:
+    checks = registry.TASK_CODE[task(cfg)].checks  # the task's own checks, named in the registry
+    if checks:
+        registry.load(checks)(cfg, load_plugins)
+    if not text and cfg["train"].get("adapter") is not None:
         raise ConfigError(
             "config key 'train.adapter': adapters are for language models (dataset imdb); an image "
             "network is trained whole, so remove train.adapter"
         )
     return cfg
-
-
-def _check_text(cfg: Mapping, load_plugins: bool = True) -> None:
-    """What a text experiment needs beyond the schema: one view, a base model that fits."""
-    if list(cfg["views"]) != ["identity"]:
-        raise ConfigError(
-            f"config key 'views': {cfg['views']} but a text experiment has one view; set views: [identity]"
-        )
-    lm, max_tokens = cfg["lm"], cfg["dataset"]["max_tokens"]
-    if lm["base_model"] is not None:
-        if load_plugins:  # the main process checks it once; its jobs (maybe offline nodes) do not
-            _check_base(str(lm["base_model"]), max_tokens)
-        return
-    if lm["n_embd"] % lm["n_head"]:
-        raise ConfigError(
-            f"config key 'lm.n_head': {lm['n_head']} does not divide lm.n_embd={lm['n_embd']}; "
-            "choose a divisor (each head is n_embd / n_head wide)"
-        )
-    if lm["n_positions"] is not None and lm["n_positions"] < max_tokens:
-        raise ConfigError(
-            f"config key 'lm.n_positions': {lm['n_positions']} is less than dataset.max_tokens={max_tokens}; "
-            "raise it or set it to null (= max_tokens)"
-        )
-
-
-def _check_base(name: str, max_tokens: int) -> None:
-    """``lm.base_model`` must be a causal LM with its tokenizer, loadable here (a folder written by
-    ``save_pretrained``, or a hub name in the local cache or reachable), whose context holds
-    ``dataset.max_tokens`` tokens (reviews are cut to max_tokens, never to the context)."""
-    from transformers import AutoConfig, AutoTokenizer
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-    )
-
-    key = "config key 'lm.base_model'"
-    folder = Path(name).expanduser()
-    local = folder.is_dir()
-    if not local and (folder.exists() or name.startswith(("/", ".", "~"))):
-        raise ConfigError(
-            f"{key}: {name} is not a folder; point it at a folder written by save_pretrained (model and "
-            "tokenizer) or at a hub name"
-        )
-    where = str(folder) if local else name
-    try:
-        config = AutoConfig.from_pretrained(where)
-    except (OSError, ValueError) as e:
-        if local:
-            raise ConfigError(
-                f"{key}: {name} has no model config.json ({str(e).splitlines()[0]}); write the model into it "
-                "with model.save_pretrained(folder)"
-            ) from None
-        why = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ConfigError(
-            f"{key}: {name!r} is not a local folder and the hub cannot give it here (no network, or no such "
-            f"model: {why}); save it on a machine that can reach the hub (AutoModelForCausalLM and "
-            "AutoTokenizer .from_pretrained, then .save_pretrained(folder)) and point lm.base_model at that folder"
-        ) from None
-    # AutoModelForCausalLM picks its class by model type; an encoder (BERT, RoBERTa) has a causal
-    # class too, but only as a decoder (is_decoder), which its pretrained weights never were
-    heads = getattr(config, "architectures", None) or []
-    encoder = config.model_type in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(config, "is_decoder", False)
-    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES or encoder:
-        raise ConfigError(
-            f"{key}: {name} is a {config.model_type!r} model ({', '.join(heads) or 'no head named'}), not a "
-            "causal language model; choose one that AutoModelForCausalLM loads (GPT-2, Pythia, OPT, Llama, ...)"
-        )
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(where)
-    except (OSError, ValueError, TypeError, ImportError):  # ImportError: a tokenizer library missing
-        tokenizer = []
-    if len(tokenizer) < 2:  # transformers may make an empty one from no files
-        raise ConfigError(
-            f"{key}: {name} has no tokenizer that loads; save the model's tokenizer into it with "
-            "tokenizer.save_pretrained(folder)"
-        )
-    context = next(
-        (getattr(config, k) for k in ("max_position_embeddings", "n_positions", "n_ctx") if getattr(config, k, None)),
-        None,
-    )
-    if context is not None and max_tokens > context:
-        raise ConfigError(
-            f"config key 'dataset.max_tokens': {max_tokens} tokens is longer than the context of {name} "
-            f"({context} tokens); set dataset.max_tokens to at most {context}"
-        )
 
 
 def _check_writable(results_dir: str) -> None:
@@ -458,9 +320,11 @@ def _check_spec(cfg: Mapping, schema: Mapping, spec: str, load_plugins: bool, ke
         if k not in known:
             has = ", ".join(sorted(known)) or "no settings"
             raise ConfigError(f"config key '{key}': {spec!r} sets {k!r}, which {name} does not have; it has {has}")
-    error = next(iter(_Validator(method_schema).iter_errors(settings)), None)
+    error = next(iter(schema_mod.Validator(method_schema).iter_errors(settings)), None)
     if error is not None:
-        raise ConfigError(_schema_message(error).replace("config key '", f"config key '{key}': {spec!r} setting '", 1))
+        raise ConfigError(
+            schema_mod.message(error).replace("config key '", f"config key '{key}': {spec!r} setting '", 1)
+        )
 
 
 def _check_methods(cfg: Mapping, schema: Mapping, load_plugins: bool) -> None:

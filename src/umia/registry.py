@@ -19,16 +19,18 @@ CONTROLS = ("none", "retrain")
 
 @dataclass(frozen=True)
 class TaskCode:
-    """Where a task's code lives: its ``umia.tasks.Task`` class (``module:Class``, imports torch)
-    and its data side (a module with ``umia.tasks.TaskData``'s functions, no torch)."""
+    """Where a task's code lives: its ``umia.tasks.Task`` class (``module:Class``, imports torch),
+    its data side (a module with ``umia.tasks.TaskData``'s functions, no torch), and its config
+    checks beyond the schema (``module:function(cfg, load_plugins)``, no torch; None: none)."""
 
     task: str
     data: str
+    checks: str | None = None
 
 
 TASK_CODE = {
     "image": TaskCode("umia.tasks.image.task:ImageTask", "umia.tasks.image.data"),
-    "text": TaskCode("umia.tasks.text.task:TextTask", "umia.tasks.text.corpus"),
+    "text": TaskCode("umia.tasks.text.task:TextTask", "umia.tasks.text.corpus", "umia.tasks.text.checks:check_config"),
 }
 
 
