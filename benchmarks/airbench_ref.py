@@ -3,8 +3,7 @@
 own recipe, timed the way train_speed.py times ours (network built, whitening initialised and
 trained, CUDA synchronised; evaluation excluded), after one warm-up training; interleaved, half by
 half, with our fastcnn recipes (the config's, or --variant ones), so that both see the same state
-of the card. A recipe with ``stack=K`` trains K halves at once (one stack per repeat); its time
-a model is the stack's over K, its accuracy the mean of the K.
+of the card.
 
 ``--synthetic`` writes random images and labels of CIFAR-10's shapes instead of reading --data:
 for timing where the real data cannot be had (accuracies are then chance).
@@ -35,7 +34,8 @@ import yaml
 from umia import plan
 from umia.config import _scalar, load_schema, resolve
 from umia.tasks.image.data import prepare
-from umia.tasks.image.task import ImageTask, Recipe, fit_stacked, test_accuracy
+from umia.tasks.image.recipe import Recipe, fit
+from umia.tasks.image.task import ImageTask, test_accuracy
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -151,24 +151,16 @@ def main() -> None:
         if not isinstance(r, int):
             continue
         for label, rec in ours:
-            # a stack of K models trains halves rK .. rK+K-1 at once; its time per model is the stack's / K
-            ids = [r] if rec.stack == 1 else [r * rec.stack + j for j in range(rec.stack)]
             task = with_width(bench, rec.width)
             torch.cuda.synchronize()
             t0 = time.perf_counter()
-            nets, xs, ys, gens = [], [], [], []
-            for i in ids:
-                keep = torch.from_numpy(plan.train_mask(args.seed, i, n_pool)).to(task.device)
-                x, y = task.pool(keep)
-                xs.append(x)
-                ys.append(y)
-                nets.append(task.new_model(plan.derive_seed(args.seed, "init", i), x))
-                gens.append(task.generator(i))
-            fit_stacked(task, nets, xs, ys, rec, gens)
+            keep = torch.from_numpy(plan.train_mask(args.seed, r, n_pool)).to(task.device)
+            x, y = task.pool(keep)
+            net = task.new_model(plan.derive_seed(args.seed, "init", r), x)
+            fit(task, net, x, y, rec, task.generator(r))
             torch.cuda.synchronize()
-            t = (time.perf_counter() - t0) / len(ids)
-            accs = [[test_accuracy(task, m), test_accuracy(task, m, tta=True)] for m in nets]
-            record(label, r, len(ys[0]), t, [statistics.mean(a) for a in zip(*accs, strict=True)])
+            t = time.perf_counter() - t0
+            record(label, r, len(y), t, [test_accuracy(task, net), test_accuracy(task, net, tta=True)])
     print(f"\n25k halves, mean over {args.repeats} models after a warm-up, {torch.cuda.get_device_name()}")
     print("recipe        train s/model  x airbench94  test acc  mirror-TTA acc  (airbench-TTA)")
     ref = statistics.mean(t[0] for t in rows["airbench94"])

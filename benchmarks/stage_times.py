@@ -7,9 +7,7 @@ usage: python benchmarks/stage_times.py RESULTS/EXPERIMENT [--to-n 128] [--to-me
 Reads the Snakemake benchmark files (each job's wall seconds) and the model jobs' logs (when
 each model finished, its test accuracy). For a model job, the *start-up* is the time before its
 first model is done minus one steady model (process start, CUDA init, data load, cuDNN tuning), and
-the *per-model* time is the mean time between models after the first. (With train.stack > 1 a
-stack's models finish together: the first stack then counts as start-up and the per-model time
-comes out low by the same amount; the job totals, and so the extrapolation, stay right.) The extrapolation keeps
+the *per-model* time is the mean time between models after the first. The extrapolation keeps
 each job's start-up and scales the models; the CPU stages after the models (gather, attacks,
 rates, figures) scale with the number of score rows, i.e. with N x (methods + 2). It is the sum of
 the stages: the wall time if jobs run one at a time, an upper bound when several share the GPU.
