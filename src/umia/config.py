@@ -153,6 +153,7 @@ def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict
     text = isinstance(cfg.get("dataset"), Mapping) and is_text(cfg)
     if text:
         schema_mod.fill(cfg, TEXT_DEFAULTS)
+    schema_mod.cast(cfg, schema)  # numbers in any YAML spelling (1e-4), and --config's strings
     errors = sorted(schema_mod.Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(schema_mod.message(errors[0]))

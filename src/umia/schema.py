@@ -1,10 +1,13 @@
-"""The config's JSON schema: loading it, a validator that fills each key's default as it
-validates, and one line per error naming the key and what it must be."""
+"""The config's JSON schema: loading it, numbers in any YAML spelling cast to the schema's type,
+a validator that fills each key's default as it validates, and one line per error naming the key
+and what it must be (with the nearest known name for a misspelled key)."""
 
 from __future__ import annotations
 
 import copy
+import difflib
 import os
+import re
 from collections.abc import Mapping
 
 import jsonschema
@@ -18,6 +21,47 @@ def fill(into: dict, defaults: Mapping) -> None:
             into[key] = copy.deepcopy(value)
         elif isinstance(value, Mapping) and isinstance(into[key], dict):
             fill(into[key], value)
+
+
+_INT = re.compile(r"[+-]?\d+")
+
+
+def _types(schema: Mapping) -> list[str]:
+    t = schema.get("type", [])
+    return [t] if isinstance(t, str) else list(t)
+
+
+def _number(text: str, types: list[str]):
+    """``text`` as the number the schema's ``types`` want, or ``text`` itself where it is none."""
+    s = text.strip()
+    if _INT.fullmatch(s) and ("integer" in types or "number" in types):
+        return int(s)
+    if "number" in types:
+        try:
+            return float(s)
+        except ValueError:
+            return text
+    return text
+
+
+def cast(instance, schema: Mapping):
+    """``instance`` with every string that stands for a number where the schema wants one (and no
+    string) made that number: YAML 1.1 reads ``1e-2`` as a string, and ``--config`` gives nested
+    values as strings. Recurses through properties, additional properties and array items;
+    returns the same object for anything else, so validation reports what does not cast."""
+    types = _types(schema)
+    if isinstance(instance, str) and not isinstance(instance, bool) and "string" not in types:
+        return _number(instance, types)
+    if isinstance(instance, dict):
+        props, extra = schema.get("properties", {}), schema.get("additionalProperties")
+        for key, value in instance.items():
+            sub = props.get(key, extra if isinstance(extra, Mapping) else None)
+            if sub is not None:
+                instance[key] = cast(value, sub)
+    elif isinstance(instance, list) and isinstance(schema.get("items"), Mapping):
+        for i, value in enumerate(instance):
+            instance[i] = cast(value, schema["items"])
+    return instance
 
 
 def _path(error: jsonschema.ValidationError) -> str:
@@ -51,11 +95,22 @@ def message(error: jsonschema.ValidationError) -> str:
     """A schema error as one line naming the key and what it must be."""
     key = _path(error)
     if error.validator == "additionalProperties":
-        return f"config: unknown key under '{key}': {error.message}; check the spelling against config/config.yaml"
+        known = list(error.schema.get("properties", {}))
+        unknown = [k for k in error.instance if k not in known]
+        where = "" if key == "(top level)" else f"{key}."
+        name = f"{where}{unknown[0]}" if unknown else key
+        near = difflib.get_close_matches(str(unknown[0]), known, n=1, cutoff=0.6) if unknown else []
+        hint = f"did you mean '{where}{near[0]}'?" if near else f"known keys here: {', '.join(known)}"
+        return f"config: unknown key '{name}'; {hint} (config/config.yaml has them all)"
     if error.validator == "enum":
         allowed = ", ".join(map(str, error.validator_value))
         return f"config key '{key}': {error.instance!r} is not one of: {allowed}"
     if error.validator == "type":
+        wanted = _types(error.schema)
+        if isinstance(error.instance, str) and ("number" in wanted or "integer" in wanted):
+            if "number" in wanted:
+                return f"config key '{key}': {error.instance!r} is not a number; write one, as in 0.01, 1e-4 or 16"
+            return f"config key '{key}': {error.instance!r} is not a whole number; write one, as in 16"
         return f"config key '{key}': {error.instance!r} must be of type {error.validator_value}"
     if error.validator in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
         op = {"minimum": ">=", "exclusiveMinimum": ">", "maximum": "<=", "exclusiveMaximum": "<"}

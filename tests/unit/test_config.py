@@ -81,7 +81,7 @@ def test_empty_config_takes_every_default(schema):
         ({"n_models": 34, "shard_size": 4}, "n_models"),  # even, 34 % 4 != 0
         ({"n_models": 33, "shard_size": 1}, "n_models"),
         ({"n_models": 2, "shard_size": 1}, "n_models"),
-        ({"n_models": "32"}, "n_models"),
+        ({"n_models": "thirty-two"}, "n_models"),
         ({"candidates": {"mode": "random", "size": 10**6}}, "candidates.size"),
         (
             {"dataset": {"name": "fashion_mnist", "path": "/nonexistent/umia/fmnist"}},
@@ -469,3 +469,30 @@ def test_plugin_network(raw_config, schema, plugin, tmp_path):
     raw_config["network"] = f"{plugin}:no_net"  # tried on the CPU before any job
     assert "returned a NoneType, not a torch.nn.Module" in _error(raw_config, schema)
     assert resolve(raw_config, schema, load_plugins=False)["network"] == raw_config["network"]
+
+
+def test_numbers_in_any_yaml_spelling_are_the_numbers(raw_config, schema):
+    """YAML 1.1 reads 1e-2 as a string and --config gives nested values as strings: both are cast
+    to the schema's type before validation, so they are the same experiment as plain numbers."""
+    written = yaml.safe_load("unlearn: {finetune: {lr: 1e-2}}\ntrain: {epochs: '20'}")
+    assert written["unlearn"]["finetune"]["lr"] == "1e-2"  # what YAML 1.1 gives
+    as_text = resolve({**raw_config, **written}, schema)
+    assert as_text["unlearn"]["finetune"]["lr"] == 0.01 and as_text["train"]["epochs"] == 20
+    assert isinstance(as_text["train"]["epochs"], int)  # "20" is 20, not 20.0: the same hash
+    plain = resolve({**raw_config, "unlearn": {"finetune": {"lr": 0.01}}, "train": {"epochs": 20}}, schema)
+    assert config_hash(as_text) == config_hash(plain)
+    assert method_settings(as_text, "finetune") == method_settings(plain, "finetune")
+
+
+@pytest.mark.parametrize(
+    ("change", "line"),
+    [
+        ({"n_model": 16}, "config: unknown key 'n_model'; did you mean 'n_models'? (config/config.yaml has them all)"),
+        ({"train": {"epoch": 3}}, "config: unknown key 'train.epoch'; did you mean 'train.epochs'?"),
+        ({"train": {"lr": "fast"}}, "config key 'train.lr': 'fast' is not a number; write one, as in 0.01, 1e-4 or 16"),
+        ({"n_models": "many"}, "config key 'n_models': 'many' is not a whole number; write one, as in 16"),
+        ({"attacks": {"zzz": 1}}, "config: unknown key 'attacks.zzz'; known keys here: n_folds,"),
+    ],
+)
+def test_a_misspelled_key_or_a_word_for_a_number_is_one_line_naming_the_fix(raw_config, schema, change, line):
+    assert _error({**raw_config, **change}, schema).startswith(line)
