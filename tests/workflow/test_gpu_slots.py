@@ -83,12 +83,59 @@ def test_model_jobs_spread_over_the_visible_gpus(tmp_path):
         assert len(a) > 0 and a.equals(b), target
 
 
-def test_a_run_given_jobs_leaves_the_gpus_to_its_scheduler(tmp_path):
-    """--jobs is how Snakemake knows a cluster run: no slots, no cap, and one line saying so."""
-    cfg = {"results_dir": str(tmp_path), "experiment": "jobs", "device": "auto", "methods": ["finetune"]}
-    (tmp_path / "jobs.yaml").write_text(yaml.safe_dump(cfg))
+def _one_shard(tmp_path, name: str) -> tuple[list[str], Path]:
+    """A config of one training shard of 4 models on the CPU (device auto, no GPU here), and its target."""
+    cfg = {
+        "results_dir": str(tmp_path / "results"),
+        "experiment": name,
+        "device": "auto",
+        "n_models": 4,
+        "shard_size": 4,
+        "candidates": {"mode": "random", "size": 60},
+        "methods": ["finetune"],
+        "attacks": {"n_folds": 2},
+    }
+    (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(cfg))
+    target = tmp_path / f"results/{name}/shards/original/none/shard-000.parquet"
+    return [str(target), "--configfile", str(TINY), str(tmp_path / f"{name}.yaml")], target
+
+
+def test_jobs_flag_keeps_the_slots_of_a_local_run(tmp_path):
+    """`-j N`, which Snakemake users type by habit, is no cluster run: the local executor keeps the
+    GPU slots (the executor decides, not the flag), and the model job takes one."""
+    args, target = _one_shard(tmp_path, "jobs")
+    proc = snakemake(
+        *args, "--workflow-profile", "profiles/default", "-j", "8", env={**os.environ, "CUDA_VISIBLE_DEVICES": "3,5"}
+    )
+    out = proc.stdout + proc.stderr
+    assert re.search(r'Provided resources:.*\bgpu(=|", )6\b', out)  # 2 GPUs x jobs_per_gpu 3
+    assert "a cluster run" not in out
+    log = (tmp_path / "results/jobs/logs/train/original-shard-000.log").read_text()
+    assert target.exists() and re.search(r"running on GPU 3 \(CUDA_VISIBLE_DEVICES=3\), slot 1 of 3", log)
+
+
+def test_a_cluster_executor_leaves_the_gpus_to_its_scheduler(tmp_path):
+    """A run whose executor submits its jobs (here cluster-generic, with a submit command that starts
+    the job script in the background, as a scheduler would) hands out no local slots: the model
+    job takes the GPUs its scheduler gave it, and the run says so in one line."""
+    args, target = _one_shard(tmp_path, "cluster")
+    submit = tmp_path / "submit.sh"
+    submit.write_text('#!/bin/bash\nsetsid bash "$1" > /dev/null 2>&1 < /dev/null &\necho $!\n')
+    submit.chmod(0o755)
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "3,5"}
-    args = ["-n", "--workflow-profile", "profiles/default", "--jobs", "2", "--configfile", str(tmp_path / "jobs.yaml")]
+    args = [
+        *args,
+        "--executor",
+        "cluster-generic",
+        "--cluster-generic-submit-cmd",
+        str(submit),
+        "--jobs",
+        "2",
+        "--seconds-between-status-checks",
+        "1",
+    ]
     proc = snakemake(*args, env=env)
-    assert "umia: --jobs given: a cluster run, whose scheduler gives each model job its GPU" in proc.stderr
-    assert not re.search(r"Provided resources:.*\bgpu\b", proc.stdout + proc.stderr)
+    assert "umia: a cluster run: its scheduler gives each model job its GPU" in proc.stderr
+    log = (tmp_path / "results/cluster/logs/train/original-shard-000.log").read_text()
+    assert target.exists() and "original model 3" in log
+    assert "running on GPU" not in log  # no local slot: CUDA_VISIBLE_DEVICES as the scheduler set it

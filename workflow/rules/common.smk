@@ -84,20 +84,15 @@ TUNE = dict(
 
 
 def place_gpu_jobs():
-    """A local run (no cluster executor: no --jobs) spreads its model jobs over the visible GPUs,
-    ``jobs_per_gpu`` at a time on each (umia.runtime.gpus); with no GPU they take turns. A ``gpu`` the user
-    gave in --resources caps the jobs at once instead. Cluster jobs get their GPU from the scheduler."""
+    """A local run spreads its model jobs over the visible GPUs, ``jobs_per_gpu`` at a time on each
+    (umia.runtime.gpus); with no GPU they take turns. A ``gpu`` the user gave in --resources caps the
+    jobs at once instead. ``-j N`` keeps the slots: which executor runs the jobs decides, not the flag,
+    and a cluster executor's jobs get their GPU from its scheduler (``leave_gpus_to_the_cluster``, when
+    the run starts: the executor is not known while the Snakefile is read)."""
     if not workflow.is_main_process:
         return
     os.environ.pop(gpus.ENV, None)  # slots are this run's to hand out, not an outer run's
     if not GPUS:
-        return
-    if workflow.resource_settings.nodes is not None:  # cluster executors always have --jobs
-        print(
-            "umia: --jobs given: a cluster run, whose scheduler gives each model job its GPU "
-            "(to spread a local run over this machine's GPUs, use --cores, not --jobs)",
-            file=sys.stderr,
-        )
         return
     found = gpus.visible()
     capped = "gpu" in workflow.global_resources
@@ -109,6 +104,23 @@ def place_gpu_jobs():
     slots = gpus.export(found, per) if found else 1
     if not capped:
         workflow.register_resource("gpu", slots)
+
+
+CAPPED_BY_USER = "gpu" in workflow.global_resources
+
+
+def leave_gpus_to_the_cluster():
+    """At the start of a run whose executor submits jobs elsewhere (SLURM, cluster-generic): no local
+    slots, and no cap but the user's; each model job gets its GPU from the cluster's scheduler."""
+    if not workflow.is_main_process or not GPUS or workflow.local_exec:
+        return
+    os.environ.pop(gpus.ENV, None)
+    if not CAPPED_BY_USER:
+        workflow.register_resource("gpu", 1_000_000)  # as good as none: the cluster places the jobs
+    print(
+        "umia: a cluster run: its scheduler gives each model job its GPU (no local GPU slots)",
+        file=sys.stderr,
+    )
 
 
 place_gpu_jobs()
@@ -291,7 +303,9 @@ def shard_files(table, scope=STUDY, part="all"):
 
 
 def hold_results_folder():
-    """One run at a time on the results folder (umia.runtime.runlock), for the whole run."""
+    """One run at a time on the results folder (umia.runtime.runlock), for the whole run; and a
+    cluster run's GPUs left to its scheduler."""
+    leave_gpus_to_the_cluster()
     if workflow.is_main_process:
         try:
             runlock.acquire(R)
