@@ -411,9 +411,10 @@ def unlearn_shard_size(config: Mapping) -> int:
     return math.gcd(config["n_models"], config["unlearn_shard_size"] or config["shard_size"])
 
 
-def config_hash(config: Mapping) -> str:
-    """A short hash of the keys that define what models and scores are (RESULT_KEYS)."""
-    part = {k: config[k] for k in RESULT_KEYS}
+def result_part(config: Mapping) -> dict:
+    """The part of a resolved config that defines what models and scores are (RESULT_KEYS; for
+    text also the base model and the corpus layout), as ``config_hash`` hashes it."""
+    part = copy.deepcopy({k: config[k] for k in RESULT_KEYS})
     where = ("root", "path", "download")  # where the data come from, not what they are
     if is_text(config):
         part.update({k: config[k] for k in TEXT_RESULT_KEYS})
@@ -424,8 +425,26 @@ def config_hash(config: Mapping) -> str:
     part["dataset"] = {k: v for k, v in part["dataset"].items() if k not in where}
     if registry.DATASETS[config["dataset"]["name"]].needs_path and not is_text(config):
         part["dataset"]["data"] = data_fingerprint(config["dataset"])  # the file is the data
-    blob = json.dumps(part, sort_keys=True, default=str).encode()
+    return part
+
+
+def config_hash(config: Mapping) -> str:
+    """A short hash of the keys that define what models and scores are (``result_part``)."""
+    blob = json.dumps(result_part(config), sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def changed_keys(old: Mapping, new: Mapping, where: str = "") -> list[tuple[str, Any, Any]]:
+    """(dotted key, old value, new value) of every leaf where ``old`` and ``new`` differ (a key only
+    one of them has: None on the other side), in key order."""
+    out = []
+    for key in sorted(set(old) | set(new), key=str):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out += changed_keys(a, b, f"{where}{key}.")
+        elif a != b:
+            out.append((f"{where}{key}", a, b))
+    return out
 
 
 def method_hash(config: Mapping, spec: str) -> str:

@@ -192,6 +192,12 @@ def write_table(
         pq.write_table(table, tmp, compression="zstd")
 
 
+def table_hash(path: str | os.PathLike) -> str | None:
+    """The config hash a table was written with (None where it carries none)."""
+    found = (pq.read_schema(path).metadata or {}).get(HASH_KEY)
+    return found.decode() if found else None
+
+
 def read_table(
     path: str | os.PathLike,
     schema: pa.Schema,

@@ -31,9 +31,15 @@ def _types(schema: Mapping) -> list[str]:
     return [t] if isinstance(t, str) else list(t)
 
 
+BOOLEANS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
 def _number(text: str, types: list[str]):
-    """``text`` as the number the schema's ``types`` want, or ``text`` itself where it is none."""
+    """``text`` as the number (or boolean) the schema's ``types`` want, or ``text`` itself where it
+    is none."""
     s = text.strip()
+    if "boolean" in types and s.lower() in BOOLEANS:
+        return BOOLEANS[s.lower()]
     if _INT.fullmatch(s) and ("integer" in types or "number" in types):
         return int(s)
     if "number" in types:
@@ -45,9 +51,9 @@ def _number(text: str, types: list[str]):
 
 
 def cast(instance, schema: Mapping):
-    """``instance`` with every string that stands for a number where the schema wants one (and no
-    string) made that number: YAML 1.1 reads ``1e-2`` as a string, and ``--config`` gives nested
-    values as strings. Recurses through properties, additional properties and array items;
+    """``instance`` with every string that stands for a number (or a boolean) where the schema wants
+    one (and no string) made that number: YAML 1.1 reads ``1e-2`` as a string, and ``--config``
+    gives values as strings (``overwrite=true``, ``train={'epochs': 20}``). Recurses through properties, additional properties and array items;
     returns the same object for anything else, so validation reports what does not cast."""
     types = _types(schema)
     if isinstance(instance, str) and not isinstance(instance, bool) and "string" not in types:

@@ -220,6 +220,28 @@ def test_bad_config_stops_with_one_line_before_any_job(tmp_path, what, body, nee
     assert "Traceback" not in proc.stderr
 
 
+def test_a_changed_config_never_replaces_a_finished_study(tmp_path):
+    """A study's results folder, then a run whose result-defining config differs (--config, as a
+    user tries a change): it stops before any job with one line naming the key and the ways on, and
+    the finished tables are untouched; growing the study, or asking to overwrite, goes on."""
+    candidates = tmp_path / "results/tiny/plan/candidates.parquet"
+    (tmp_path / "study.yaml").write_text(f"results_dir: {tmp_path / 'results'}\n")
+    cmd = [sys.executable, "-m", "snakemake", str(candidates), "--cores", "2", "--configfile", str(TINY)]
+    subprocess.run([*cmd, str(tmp_path / "study.yaml")], cwd=ROOT, check=True, capture_output=True, timeout=300)
+    assert candidates.exists() and (tmp_path / "results/tiny/.umia-study.json").exists()
+    before = candidates.stat().st_mtime_ns
+    proc = _snakemake(tmp_path, "", "-n", "--config", "train={'epochs': 3}")
+    assert proc.returncode != 0
+    line = _message(proc, "holds a finished study computed with another config (train.epochs")
+    assert "\n" not in line and "-> 3)" in line and "--config overwrite=true" in line
+    assert "Traceback" not in proc.stderr and candidates.stat().st_mtime_ns == before
+    grown = _snakemake(tmp_path, "n_models: 32", "-n")  # more models: the same study, grown
+    assert grown.returncode == 0, grown.stderr[-2000:]
+    replaced = _snakemake(tmp_path, "", "-n", "--config", "train={'epochs': 3}", "overwrite=true")
+    assert replaced.returncode == 0, replaced.stderr[-2000:]
+    assert "train_original" in replaced.stdout + replaced.stderr  # the models are to be made anew
+
+
 def _truncated_npz(tmp: Path) -> Path:
     good = tmp / "good.npz"
     rng = np.random.default_rng(0)

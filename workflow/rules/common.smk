@@ -6,7 +6,7 @@ from pathlib import Path
 
 from umia import plugins, registry
 from umia.runtime import gpus
-from umia.runtime import runlock
+from umia.runtime import runlock, study
 from umia.config import (
     TEXT_SPLIT,
     ConfigError,
@@ -38,6 +38,11 @@ except ConfigError as e:
 
 R = f"{config['results_dir']}/{config['experiment']}"
 HASH = config_hash(config)
+if workflow.is_main_process:  # a finished study is not replaced by a changed config without a word
+    try:
+        study.check(R, config, config["overwrite"])
+    except study.StudyChanged as e:
+        sys.exit(f"umia: {e}")
 TASK = task(config)  # "image" or "text" (umia.registry.DATASETS)
 TEXT = TASK == "text"  # a causal language model per shadow model
 METHODS = method_ids(config)  # name in paths and tables -> the config's entry
@@ -311,6 +316,7 @@ def hold_results_folder():
             runlock.acquire(R)
         except runlock.RunLocked as e:
             sys.exit(f"umia: {e}")
+        study.stamp(R, config)
 
 
 def release_results_folder():
