@@ -133,6 +133,20 @@ def method_settings(config: Mapping, spec: str) -> dict[str, Any]:
     return settings
 
 
+def with_task_defaults(merged: Mapping, given: Mapping) -> dict:
+    """The config a run means: what the user ``given`` (their config files and ``--config``), then
+    the defaults of the experiment's task, then the rest of ``merged`` (the workflow's default file
+    config/config.yaml, the image study, with the user's on top). So a text config that leaves the
+    recipe out gets the text recipe (TEXT_DEFAULTS), not config/config.yaml's image one, whatever
+    file was loaded first; an image config is ``merged`` itself."""
+    if task(merged) != "text":
+        return copy.deepcopy(dict(merged))
+    out = copy.deepcopy(dict(given))
+    schema_mod.fill(out, TEXT_DEFAULTS)
+    schema_mod.fill(out, merged)
+    return out
+
+
 def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict:
     """Validate ``config`` against ``schema``, fill defaults, and check what a schema cannot.
 

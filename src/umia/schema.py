@@ -53,8 +53,9 @@ def _number(text: str, types: list[str]):
 def cast(instance, schema: Mapping):
     """``instance`` with every string that stands for a number (or a boolean) where the schema wants
     one (and no string) made that number: YAML 1.1 reads ``1e-2`` as a string, and ``--config``
-    gives values as strings (``overwrite=true``, ``train={'epochs': 20}``). Recurses through properties, additional properties and array items;
-    returns the same object for anything else, so validation reports what does not cast."""
+    gives values as strings (``overwrite=true``, ``train={'epochs': 20}``). Recurses through
+    properties, additional properties and array items; returns the same object for anything else,
+    so validation reports what does not cast."""
     types = _types(schema)
     if isinstance(instance, str) and not isinstance(instance, bool) and "string" not in types:
         return _number(instance, types)

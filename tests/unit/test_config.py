@@ -496,3 +496,23 @@ def test_numbers_in_any_yaml_spelling_are_the_numbers(raw_config, schema):
 )
 def test_a_misspelled_key_or_a_word_for_a_number_is_one_line_naming_the_fix(raw_config, schema, change, line):
     assert _error({**raw_config, **change}, schema).startswith(line)
+
+
+def test_a_text_config_gets_the_text_recipe_whatever_file_is_loaded_first(schema, tmp_path):
+    """The workflow loads config/config.yaml (the image study) before the user's files: a text
+    config that leaves the recipe out still gets the text recipe, and the user's keys win."""
+    (tmp_path / "r.parquet").write_bytes(b"")
+    image_default = yaml.safe_load(CONFIG.read_text())
+    given = {"dataset": {"name": "imdb", "path": str(tmp_path / "r.parquet")}, "unlearn": {"npo": {"lr": "1e-5"}}}
+    merged = copy.deepcopy(image_default)  # what Snakemake hands the Snakefile: the file, the user's on top
+    for key, value in given.items():
+        merged[key] = {**merged.get(key, {}), **value} if isinstance(value, dict) else value
+    assert merged["train"]["lr"] == image_default["train"]["lr"]  # the trap: an SGD rate for a language model
+    cfg = resolve(C.with_task_defaults(merged, given), schema)
+    assert cfg["train"]["lr"] == C.TEXT_DEFAULTS["train"]["lr"] and cfg["train"]["epochs"] == 3
+    assert cfg["unlearn"]["finetune"] == C.TEXT_DEFAULTS["unlearn"]["finetune"]
+    assert cfg["views"] == ["identity"] and cfg["methods"] == C.TEXT_DEFAULTS["methods"]
+    assert cfg["unlearn"]["npo"]["lr"] == 1e-5  # the user's key wins
+    assert cfg["experiment"] == image_default["experiment"]  # task-free keys still come from the file
+    image = {**copy.deepcopy(image_default), "n_models": 8}
+    assert C.with_task_defaults(image, {"n_models": 8}) == image  # an image study is the merged config

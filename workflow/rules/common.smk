@@ -22,12 +22,14 @@ from umia.config import (
     tuning_grids,
     tuning_seed,
     unlearn_shard_size,
+    with_task_defaults,
 )
 
 try:  # resolved in place, so scripts see the defaults too (snakemake.config)
     config.update(
         resolve(
-            config,
+            # the task's defaults under the user's keys, above config/config.yaml's image study
+            with_task_defaults(config, workflow.config_settings.overwrite_config or {}),
             load_schema(Path(workflow.current_basedir) / "../schemas/config.schema.yaml"),
             # plug-ins are imported and checked once, by the main process; its jobs trust that
             load_plugins=workflow.is_main_process,
