@@ -1,3 +1,3 @@
 """umia: how much privacy does an unlearning method really give, example by example."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"

@@ -147,3 +147,11 @@ def test_light_modules_import_no_torch_or_matplotlib(heavy):
     root = str(SRC.parent)
     out = subprocess.run([sys.executable, "-c", code, root], capture_output=True, text=True, cwd=root, check=True)
     assert out.stdout.strip() == "False", f"{heavy} was imported"
+
+
+def test_every_module_imports():
+    """The quick tier (pytest -m "not slow") touches every module: each imports on its own."""
+    import importlib
+
+    for name in modules():
+        importlib.import_module(name)
