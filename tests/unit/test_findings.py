@@ -462,3 +462,21 @@ def test_moved_counts_only_changes_beyond_the_noise():
     # 1 is taken as 1 - 1/128 over 64 trials: 1.0 vs 0.9 is beyond 2 se (0.078), 1.0 vs 0.95 is not (0.059)
     worse, _ = findings.moved(np.array([1.0, 1.0]), np.array([0.9, 0.95]), np.array([64.0, 64.0]))
     assert worse.tolist() == [True, False]
+
+
+def test_the_answer_puts_each_method_per_example_against_population(tmp_path):
+    def row(m, a, acc, tpr, diverged=0):
+        return {"method": m, "attack": a, "accuracy": acc, "tpr_at_1pct_fpr": tpr, "diverged_models": diverged}
+
+    rows = [row("none", "ulira", 0.9, 0.5), row("retrain", "ulira", 0.5, 0.01)]
+    rows += [row("finetune", "ulira", 0.71, 0.2), row("finetune", "population_loss", 0.52, 0.011)]
+    rows += [row("ga@lr=5", "ulira", 0.5, 0.0, 16), row("ga@lr=5", "population_loss", 0.49, 0.0, 16)]
+    pd.DataFrame(rows).to_csv(tmp_path / "summary.csv", index=False)
+    pd.DataFrame({"method": ["finetune", "ga@lr=5"], "test_drop": [0.0123, 0.8]}).to_csv(
+        tmp_path / "u.csv", index=False
+    )
+    lines = verdict.answer(str(tmp_path / "summary.csv"), str(tmp_path / "u.csv")).splitlines()
+    assert lines[0].startswith("per method (U-LiRA, per example, against the population loss attack")
+    assert lines[2].split() == ["finetune", "0.710", "0.200", "|", "0.520", "0.011", "|", "0.012"]
+    assert lines[3].split()[:8] == ["ga@lr=5", "0.500", "0.000", "|", "0.490", "0.000", "|", "0.800"]
+    assert lines[3].endswith("(16 models diverged)") and len(lines) == 4  # no control rows

@@ -42,7 +42,8 @@ def tiny_run(tmp_path_factory) -> Path:
     files = copy_plugins(plugin_folder(results / "tiny"))
     methods = yaml.safe_load(TINY.read_text())["methods"] + plugin_entries(files)
     (results / "run.yaml").write_text(yaml.safe_dump({"results_dir": str(results), "methods": methods}))
-    snakemake(*tiny_args(results / "tiny"))
+    proc = snakemake(*tiny_args(results / "tiny"))
+    (results / "terminal.txt").write_text(proc.stdout + proc.stderr)  # what the user saw
     return results / "tiny"
 
 

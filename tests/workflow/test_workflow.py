@@ -256,3 +256,18 @@ def test_editing_a_plugin_reruns_only_its_jobs(tiny_run):
     unlearn = re.findall(r"rule unlearn:(?:.|\n)*?wildcards: method=([^,\s]+)", out)
     assert unlearn and set(unlearn) == {"ssd"}
     assert "rule train_original" not in out and "rule train_retrain" not in out
+
+
+def test_the_end_of_a_run_gives_the_answer_and_the_report(tiny_run):
+    """After the controls' verdict: one line per method, U-LiRA against the population loss attack
+    (accuracy and TPR at 1% FPR) and the test-accuracy drop, then the report page's path."""
+    seen = (tiny_run.parent / "terminal.txt").read_text()
+    summary = pd.read_csv(tiny_run / "tables/summary.csv").set_index(["method", "attack"])
+    tail = seen[seen.index("controls:") :]
+    assert "per method (U-LiRA, per example, against the population loss attack of the literature):" in tail
+    for m in [*UNLEARN, DIVERGED]:
+        (line,) = [ln for ln in tail.splitlines() if ln.strip().startswith(f"{m} ")]
+        cells = line.split()
+        assert float(cells[1]) == pytest.approx(summary.accuracy[m, "ulira"], abs=6e-4)
+        assert float(cells[4]) == pytest.approx(summary.accuracy[m, "population_loss"], abs=6e-4)
+    assert f"report: {tiny_run}/report/summary.html" in tail

@@ -327,13 +327,18 @@ def release_results_folder():
 
 
 def print_verdict():
-    """The controls' verdict in the terminal at the end of a run (umia.report.verdict), when the run
-    made the summary."""
+    """The end of a run in the terminal (umia.report.verdict), when the run made the summary: the
+    controls' verdict, the answer per method, and where the report page is."""
     summary = Path(f"{R}/tables/summary.csv")
     if workflow.is_main_process and summary.is_file():
         from umia.report import verdict
 
         print(verdict.terminal(str(summary)))
+        utility = Path(f"{R}/tables/utility.csv")
+        print(verdict.answer(str(summary), str(utility) if utility.is_file() else None))
+        page = Path(f"{R}/report/summary.html")
+        if page.is_file():
+            print(f"report: {page}")
 
 
 def final_outputs():

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from umia.report.format import attack_label, ci
+from umia.report.format import attack_label, ci, fmt
 
 CHANCE_TOLERANCE = 0.03  # the retrain control must sit within 0.5 +- this (its interval must cover 0.5 or lie inside)
 
@@ -69,3 +69,34 @@ def terminal(summary_csv: str) -> str:
     elif not all(ok for ok, _ in controls(s)):
         lines.append("umia: WARNING: a control misbehaves: the results are not trustworthy.")
     return "controls:\n" + "\n".join(lines)
+
+
+def answer(summary_csv: str, utility_csv: str | None = None) -> str:
+    """The study's answer, one line per unlearning method: what the per-example attack (U-LiRA)
+    sees against what the literature's population loss attack sees (accuracy, and TPR at 1% FPR),
+    and the method's test-accuracy drop from the originals."""
+    s = pd.read_csv(summary_csv)
+    util = pd.read_csv(utility_csv).set_index("method") if utility_csv else None
+    rows = s.set_index(["method", "attack"])
+    methods = [m for m in dict.fromkeys(s["method"]) if m not in ("none", "retrain")]
+    if not methods:
+        return ""
+    width = max(len(m) for m in methods)
+    head = f"  {'method':<{width}}  U-LiRA acc  TPR@1%  |  loss attack acc  TPR@1%  |  test-acc drop"
+    lines = ["per method (U-LiRA, per example, against the population loss attack of the literature):", head]
+
+    def cell(m: str, attack: str, col: str) -> str:
+        return fmt(rows[col].get((m, attack), float("nan")))
+
+    for m in methods:
+        drop = fmt(util["test_drop"].get(m, float("nan"))) if util is not None and "test_drop" in util else "–"
+        line = (
+            f"  {m:<{width}}  {cell(m, 'ulira', 'accuracy'):>10}  {cell(m, 'ulira', 'tpr_at_1pct_fpr'):>6}  |  "
+            f"{cell(m, 'population_loss', 'accuracy'):>15}  {cell(m, 'population_loss', 'tpr_at_1pct_fpr'):>6}  |  "
+            f"{drop:>13}"
+        )
+        diverged = rows["diverged_models"].get((m, "ulira"), 0)
+        if diverged and diverged == diverged:  # not NaN
+            line += f"  ({int(diverged)} models diverged)"
+        lines.append(line)
+    return "\n".join(lines)
