@@ -76,3 +76,15 @@ def _read(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
+
+
+def held(results: str | os.PathLike) -> dict | None:
+    """The lock of the run using ``results`` (host, pid, started, cwd), or None where no live run
+    holds it (no lock, or the lock of a process on this host that is gone)."""
+    path = Path(results) / NAME
+    if not path.is_file():
+        return None
+    lock = _read(path)
+    if lock.get("host") == socket.gethostname() and not _alive(int(lock.get("pid", -1))):
+        return None
+    return lock or None

@@ -61,8 +61,10 @@ def check(results: str | Path, config: Mapping, overwrite: bool = False) -> None
 
 
 def stamp(results: str | Path, config: Mapping) -> None:
-    """Record the result-defining config of the study in ``results`` (at the start of a run)."""
+    """Record the result-defining config of the study in ``results`` and the run's whole config (at
+    the start of a run)."""
     path = Path(results) / STAMP
-    blob = {"config_hash": config_hash(config), "config": result_part(config)}
+    run = {k: v for k, v in config.items() if k != "overwrite"}  # the whole run, for umia status and load
+    blob = {"config_hash": config_hash(config), "config": result_part(config), "run": run}
     with io.atomic_path(path) as tmp:
         Path(tmp).write_text(json.dumps(blob, indent=1, sort_keys=True, default=str) + "\n")
