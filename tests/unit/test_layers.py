@@ -1,6 +1,7 @@
 """The folder tree is the architecture: each layer of ``src/umia`` imports only from the layers
 below it, the modules the Snakefile reads on every parse import no torch or matplotlib, no module
-imports another's private name, and the package never imports Snakemake (docs/design.md)."""
+imports another's private name, and the package never imports Snakemake but in the umia command
+(docs/design.md)."""
 
 import ast
 import subprocess
@@ -76,8 +77,8 @@ def test_layers_import_only_downward():
     for name, path in modules().items():
         mine = LAYERS.index(layer(name))
         for target, line in imports(path):
-            if target == "umia":
-                continue  # the package itself: its version
+            if target == "umia" or (name, target) == ("umia", "umia.api"):
+                continue  # the package itself (its version); its lazy facade umia.load
             if LAYERS.index(layer(target)) > mine:
                 bad.append(f"{path.relative_to(SRC)}:{line} ({layer(name)}) imports {target} ({layer(target)})")
     assert not bad, "a lower layer imports a higher one:\n" + "\n".join(bad)
@@ -120,7 +121,10 @@ def test_no_private_name_crosses_modules():
 
 
 def test_the_package_never_imports_snakemake():
+    """Only the umia command drives Snakemake (through its Python API); the library never does."""
     for name, path in modules().items():
+        if name == "umia.cli":
+            continue
         for node in ast.walk(ast.parse(path.read_text())):
             names = (
                 [a.name for a in node.names]
