@@ -13,6 +13,7 @@ Snakemake is driven through its own argument parser and Python API (``snakemake.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -72,8 +73,13 @@ def main() -> None:
 
 @main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.option("--profile", default="default", show_default=True, help="default, slurm, cluster-generic, or a folder")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="a live view of models done per stage and an ETA (default: on in a terminal)",
+)
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def run(profile: str, args: tuple[str, ...]) -> None:
+def run(profile: str, progress: bool | None, args: tuple[str, ...]) -> None:
     """Run a study here: CONFIG files (none: the default digits study), then any Snakemake option
     (-n for a dry run, --cores 8, --keep-going, targets ...). Results go to ./results/<experiment>."""
     from snakemake.cli import args_to_api, parse_args
@@ -83,9 +89,52 @@ def run(profile: str, args: tuple[str, ...]) -> None:
     argv = ["--snakefile", str(wf / "Snakefile"), "--workflow-profile", str(_profile(profile))]
     if configs:
         argv += ["--configfile", *map(str, configs)]
+    live = sys.stderr.isatty() if progress is None else progress
+    if live and not any(a == "--quiet" or a.startswith("--quiet=") for a in rest):
+        argv += ["--quiet", "rules", "progress"]  # the live view says it; Snakemake's warnings and errors still show
     parser, parsed = parse_args([*argv, *rest])
-    ok = args_to_api(parsed, parser)
+    dry = bool(getattr(parsed, "dryrun", False))
+    with _live_view(_results_of(configs) if live and not dry else None):
+        ok = args_to_api(parsed, parser)
     sys.exit(0 if ok else 1)
+
+
+def _results_of(configs: list[Path]) -> Path | None:
+    """``results_dir/experiment`` of the run's config (None if the config does not resolve: the
+    run itself then says why)."""
+    try:
+        wf = workflow_dir()
+        merged = yaml.safe_load((wf / "config/config.yaml").read_text())
+        for f in configs:
+            merged.update(
+                {k: v for k, v in (yaml.safe_load(f.read_text()) or {}).items() if k in ("results_dir", "experiment")}
+            )
+        return Path(merged.get("results_dir", "results")) / merged.get("experiment", "digits")
+    except (OSError, KeyError, yaml.YAMLError):
+        return None
+
+
+@contextlib.contextmanager
+def _live_view(results: Path | None):
+    """While the block runs, a live view (Rich) of ``umia status`` at the bottom of the terminal,
+    refreshed every two seconds; Snakemake's own lines scroll above it."""
+    if results is None:
+        yield
+        return
+    from rich.console import Console
+    from rich.live import Live
+    from rich.text import Text
+
+    from umia.report import status as st
+
+    def view() -> Text:
+        try:
+            return Text(st.render(st.status(results)))
+        except Exception:  # nothing to show yet (no stamp before the run starts)
+            return Text(f"umia: starting the study in {results} ...")
+
+    with Live(get_renderable=view, console=Console(stderr=True), refresh_per_second=0.5, transient=True):
+        yield
 
 
 def _results(results: str | None) -> Path:

@@ -28,6 +28,8 @@ LIGHT = [
     "umia.plugins",
     "umia.runtime.gpus",
     "umia.runtime.runlock",
+    "umia.runtime.study",
+    "umia.report.status",
     "umia.tasks",
     "umia.tasks.image.data",
     "umia.tasks.text.corpus",

@@ -41,3 +41,19 @@ def test_a_running_study_counts_shards_and_scratch_models_and_gives_an_eta(tmp_p
 def test_status_of_a_folder_with_no_study_is_one_line(tmp_path):
     with pytest.raises(status.NoStudy, match="holds no umia study a run has started"):
         status.status(tmp_path)
+
+
+def test_the_plan_says_the_work_and_the_time_left_from_earlier_jobs(tmp_path, raw_config, schema):
+    cfg = resolve({**raw_config, "n_models": 8, "shard_size": 4, "methods": ["finetune", "scrub"]}, schema)
+    line = status.plan(tmp_path, cfg)
+    assert line == f"umia: study {cfg['experiment']}: 16 models to train, 16 unlearnings, 32 models to score; 0 done"
+    for kind, job, seconds in (("train", "original-shard-000", 8.0), ("unlearn", "finetune-shard-000", 2.0)):
+        (tmp_path / "benchmarks" / kind).mkdir(parents=True)
+        (tmp_path / "benchmarks" / kind / f"{job}.tsv").write_text(f"s\th:m:s\n{seconds}\t0:00:08\n")
+    (tmp_path / "shards/original/none").mkdir(parents=True)
+    (tmp_path / "shards/original/none/shard-000.parquet").write_bytes(b"")
+    line = status.plan(tmp_path, cfg)
+    # 2 s a model to train (8 s a job of 4), 0.25 s to unlearn (2 s a job of 8): 12 x 2 + 16 x 0.25 = 28 s
+    assert line.endswith(
+        "4 done; earlier jobs here took 2 s a model to train, 0.25 s a model to unlearn: about 28 s of model jobs left (on one slot)"
+    )

@@ -45,6 +45,9 @@ if workflow.is_main_process:  # a finished study is not replaced by a changed co
         study.check(R, config, config["overwrite"])
     except study.StudyChanged as e:
         sys.exit(f"umia: {e}")
+    from umia.report.status import plan
+
+    print(plan(R, config), file=sys.stderr)  # the work the study is, before anything runs
 TASK = task(config)  # "image" or "text" (umia.registry.DATASETS)
 TEXT = TASK == "text"  # a causal language model per shadow model
 METHODS = method_ids(config)  # name in paths and tables -> the config's entry

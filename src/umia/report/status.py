@@ -168,3 +168,40 @@ def render(st: Status) -> str:
     elif st.run:
         lines.append(f"models left: {left}; no model finished yet in this run, so no ETA")
     return "\n".join(lines)
+
+
+def _seconds_a_model(results: Path, kind: str, per_job: int) -> float | None:
+    """Mean seconds a model of the earlier jobs of ``kind`` (train, unlearn) in this results folder
+    took, start-up included (Snakemake's benchmark files); None where none ran yet."""
+    times = []
+    for f in (results / "benchmarks" / kind).glob("*.tsv") if (results / "benchmarks" / kind).is_dir() else []:
+        try:
+            times.append(float(f.read_text().splitlines()[1].split("\t")[0]))
+        except (IndexError, ValueError, OSError):
+            continue
+    return sum(times) / len(times) / per_job if times else None
+
+
+def plan(results: str | Path, config: Mapping) -> str:
+    """What the study will make, said before a run (a dry run too): models to train, unlearn and
+    score, how many are done, and, where earlier jobs in this folder measured it, about how long
+    the rest of the model jobs take on one slot."""
+    results = Path(results)
+    found = stages(results, config)
+    train = sum(s.total for s in found if "train" in s.name)
+    unlearn = sum(s.total for s in found if "unlearn" in s.name)
+    done = sum(s.done for s in found)
+    line = (
+        f"umia: study {config['experiment']}: {train} models to train, {unlearn} unlearnings, "
+        f"{train + unlearn} models to score; {done} done"
+    )
+    per = {
+        "train": _seconds_a_model(results, "train", config["shard_size"]),
+        "unlearn": _seconds_a_model(results, "unlearn", unlearn_shard_size(config)),
+    }
+    left = {k: sum(s.total - s.done for s in found if k in s.name) for k in per}
+    if all(per[k] is not None for k in per if left[k]) and any(left.values()):
+        total = sum(per[k] * left[k] for k in per if left[k])
+        said = ", ".join(f"{per[k]:.2g} s a model to {k}" for k in per if per[k] is not None)
+        line += f"; earlier jobs here took {said}: about {_duration(total)} of model jobs left (on one slot)"
+    return line

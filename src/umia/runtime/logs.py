@@ -28,9 +28,13 @@ def _log_uncaught(kind, value, tb) -> None:
 
 
 def setup_logging(path: str | None = None, level: int = logging.INFO) -> None:
-    """Send log records to ``path`` (and stderr), one line each with a timestamp."""
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if path:
+    """Send log records to ``path``, one line each with a timestamp, and warnings and errors to
+    stderr too (the terminal of a local run: per-epoch lines stay in the job's log). Without a
+    ``path``, everything goes to stderr."""
+    terminal = logging.StreamHandler(sys.stderr)
+    handlers: list[logging.Handler] = [terminal]
+    if path:  # a job: its chatter (one line an epoch, a model) to its log file, warnings to the terminal too
+        terminal.setLevel(logging.WARNING)
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(path, mode="w"))
     sys.excepthook = _log_uncaught
