@@ -53,7 +53,8 @@ def test_the_plan_says_the_work_and_the_time_left_from_earlier_jobs(tmp_path, ra
     (tmp_path / "shards/original/none").mkdir(parents=True)
     (tmp_path / "shards/original/none/shard-000.parquet").write_bytes(b"")
     line = status.plan(tmp_path, cfg)
-    # 2 s a model to train (8 s a job of 4), 0.25 s to unlearn (2 s a job of 8): 12 x 2 + 16 x 0.25 = 28 s
+    # 2 s a model to train (8 s a job of 4), 0.5 s to unlearn (2 s a job of 4): 12 x 2 + 16 x 0.5 = 32 s
     assert line.endswith(
-        "4 done; earlier jobs here took 2 s a model to train, 0.25 s a model to unlearn: about 28 s of model jobs left (on one slot)"
+        "4 done; earlier jobs here took 2 s a model to train, 0.5 s a model to unlearn: about 32 s of model jobs left"
+        " (on one slot)"
     )
