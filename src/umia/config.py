@@ -123,14 +123,20 @@ INHERITED = ("label_smoothing", "flip", "translate")  # unlearning keeps the tra
 
 def method_settings(config: Mapping, spec: str) -> dict[str, Any]:
     """The resolved settings of one entry of ``methods``: the training recipe's label smoothing
-    and augmentation, then the method's settings, then the entry's overrides. A plug-in's own
-    defaults are not here: its job adds them from the plug-in's declaration (umia.methods.resolve)."""
+    and augmentation, then the method's settings (``unlearn.<name>``; for a plug-in, under its
+    function's name), then the entry's overrides. A plug-in's own defaults are not here: its job
+    adds them from the plug-in's declaration (umia.methods.resolve)."""
     name, overrides = parse_method(spec)
     settings = {k: config["train"][k] for k in INHERITED}
-    if not plugins.is_plugin(name):
-        settings.update(config["unlearn"].get(name, {}))
+    settings.update(config["unlearn"].get(plugins.split_ref(name)[1] if plugins.is_plugin(name) else name, {}))
     settings.update(overrides)
     return settings
+
+
+def _plugin_names(cfg: Mapping) -> set[str]:
+    """The function names of the plug-in methods the config's ``methods`` name (their ``unlearn`` keys)."""
+    names = [parse_method(s)[0] for s in cfg.get("methods", []) if isinstance(s, str)]
+    return {plugins.split_ref(n)[1] for n in names if plugins.is_plugin(n)}
 
 
 def with_task_defaults(merged: Mapping, given: Mapping) -> dict:
@@ -168,9 +174,19 @@ def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict
     if text:
         schema_mod.fill(cfg, TEXT_DEFAULTS)
     schema_mod.cast(cfg, schema)  # numbers in any YAML spelling (1e-4), and --config's strings
+    unlearn = cfg.get("unlearn")
+    mine = {}  # plug-in methods' settings: checked against their own declaration (_check_spec)
+    if isinstance(unlearn, dict):
+        mine = {k: unlearn.pop(k) for k in _plugin_names(cfg) & set(unlearn) if k not in registry.METHODS}
     errors = sorted(schema_mod.Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(schema_mod.message(errors[0]))
+    for k, v in mine.items():
+        if not isinstance(v, dict):
+            raise ConfigError(
+                f"config key 'unlearn.{k}': {v!r} is not a mapping of settings; write {k}: {{key: value}}"
+            )
+        cfg["unlearn"][k] = v
 
     n, k = cfg["n_models"], cfg["shard_size"]
     if n % 2:
@@ -304,7 +320,15 @@ def _method_schema(cfg: Mapping, schema: Mapping, spec: str, load_plugins: bool,
         if not load_plugins:
             return None
         _, declared = plugins.load_method(name)
-        return declared.tasks, declared.schema(), {**declared.settings, **overrides}
+        given = cfg["unlearn"].get(fn_name, {})
+        schema_mod.cast(given, declared.schema())  # 1e-2 under unlearn.<plug-in> too
+        unknown = sorted(set(given) - set(declared.schema()["properties"]))
+        if unknown:
+            has = ", ".join(sorted(declared.schema()["properties"])) or "no settings"
+            raise ConfigError(
+                f"config key 'unlearn.{fn_name}': sets {unknown[0]!r}, which {name} does not have; it has {has}"
+            )
+        return declared.tasks, declared.schema(), {**declared.settings, **given, **overrides}
     if name not in registry.METHODS:
         raise ConfigError(
             f"config key '{key}': unknown method {name!r}; known: {', '.join(registry.METHODS)}; "

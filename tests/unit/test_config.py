@@ -516,3 +516,17 @@ def test_a_text_config_gets_the_text_recipe_whatever_file_is_loaded_first(schema
     assert cfg["experiment"] == image_default["experiment"]  # task-free keys still come from the file
     image = {**copy.deepcopy(image_default), "n_models": 8}
     assert C.with_task_defaults(image, {"n_models": 8}) == image  # an image study is the merged config
+
+
+def test_a_plugin_methods_settings_can_be_written_under_unlearn(raw_config, schema):
+    """As a built-in's: unlearn.<its function's name>, cast and checked against its declaration,
+    and the entry's @overrides on top."""
+    ssd = str(Path(__file__).resolve().parents[2] / "examples/ssd.py") + ":ssd"
+    cfg = resolve(
+        {**raw_config, "methods": [ssd, f"{ssd}@lam=2"], "unlearn": {"ssd": {"alpha": "5", "lam": 3}}}, schema
+    )
+    assert method_settings(cfg, ssd)["alpha"] == 5 and method_settings(cfg, ssd)["lam"] == 3
+    assert method_settings(cfg, f"{ssd}@lam=2")["lam"] == 2
+    assert method_settings(cfg, "finetune") == method_settings(resolve(raw_config, schema), "finetune")
+    bad = {**raw_config, "methods": [ssd], "unlearn": {"ssd": {"beta": 1}}}
+    assert _error(bad, schema).startswith("config key 'unlearn.ssd': sets 'beta', which")

@@ -148,8 +148,13 @@ CONFIG_CASES = [
         "setting 'batch_size': 2.5 must be of type integer",
     ),
     (
-        "plug-in settings under unlearn",
-        "methods: ['examples/ssd.py:ssd']\nunlearn: {ssd: {alpha: 5}}",
+        "plug-in setting under unlearn it does not declare",
+        "methods: ['examples/ssd.py:ssd']\nunlearn: {ssd: {beta: 5}}",
+        "config key 'unlearn.ssd': sets 'beta', which examples/ssd.py:ssd does not have; it has alpha, batch_size, lam",
+    ),
+    (
+        "settings under unlearn for a method the config does not run",
+        "unlearn: {ssd: {alpha: 5}}",
         "unknown key 'unlearn.ssd'; known keys here: finetune,",
     ),
     (
