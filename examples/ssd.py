@@ -47,6 +47,7 @@ def importance(ctx, model, data, batch_size):
         "lam": {"exclusiveMinimum": 0},
         "batch_size": {"type": "integer", "minimum": 1},
     },
+    label="SSD",
 )
 def ssd(ctx, model, forget, retain, s, gen):
     """Dampen the parameters specialised to the forget set (Foster et al. 2024)."""

@@ -46,6 +46,7 @@ class Declared:
     checks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tasks: tuple[str, ...] = TASKS
     needs_retrain_scores: bool = False
+    label: str = ""  # its name in figures and the report (default: the function's name)
 
     def schema(self) -> dict:
         """A JSON schema of the declared settings: each one's type from its default, plus its checks."""
@@ -62,10 +63,12 @@ def method(
     checks: Mapping[str, Mapping[str, Any]] | None = None,
     tasks: tuple[str, ...] = TASKS,
     needs_retrain_scores: bool = False,
+    label: str = "",
 ) -> Callable[[Callable], Callable]:
     """Declare a function an unlearning method: its settings with their defaults, checks of their
     values (JSON-schema keywords: ``minimum``, ``exclusiveMinimum``, ``maximum``, ``enum``...), the
-    tasks it applies to ("image", "text"), and whether it needs the retrain models' scores."""
+    tasks it applies to ("image", "text"), whether it needs the retrain models' scores, and its
+    name in figures and the report (``label``; default: the function's name)."""
     unknown = [c for c in (checks or {}) if c not in (settings or {})]
     if unknown:
         raise ValueError(f"checks for undeclared settings {unknown}; declare them in settings")
@@ -74,7 +77,7 @@ def method(
         raise ValueError(f"unknown tasks {bad}; known: {', '.join(TASKS)}")
 
     def wrap(fn: Callable) -> Callable:
-        fn.umia_method = Declared(dict(settings or {}), dict(checks or {}), tuple(tasks), needs_retrain_scores)
+        fn.umia_method = Declared(dict(settings or {}), dict(checks or {}), tuple(tasks), needs_retrain_scores, label)
         return fn
 
     return wrap

@@ -62,13 +62,15 @@ class NetworkSpec:
 class MethodSpec:
     """An unlearning method: its function (``module:callable``, the contract of
     ``umia.methods.Context``), the tasks it applies to, and whether its jobs need the retrain
-    models' scores (the ``target_phi`` it stops on). Its settings are ``unlearn.<name>`` in the
-    schema (built-ins) or declared by ``umia.plugins.method`` (plug-ins)."""
+    models' scores (the ``target_phi`` it stops on), and its name in figures and the report. Its
+    settings are ``unlearn.<name>`` in the schema (built-ins) or declared by
+    ``umia.plugins.method`` (plug-ins)."""
 
     function: str
     tasks: tuple[str, ...]
     needs_retrain_scores: bool = False
     paper: str = ""
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -166,17 +168,19 @@ NETWORKS: dict[str, NetworkSpec] = {
 
 _M = "umia.methods.builtin"
 METHODS: dict[str, MethodSpec] = {
-    "finetune": MethodSpec(f"{_M}:finetune", TASKS, paper="Golatkar et al. 2020"),
-    "gradient_ascent": MethodSpec(f"{_M}:gradient_ascent", TASKS, paper="Golatkar et al. 2020; Jang et al. 2023"),
-    "neggrad_plus": MethodSpec(f"{_M}:neggrad_plus", TASKS, paper="Kurmanji et al. 2023"),
-    "random_labels": MethodSpec(f"{_M}:random_labels", ("image",), paper="Graves et al. 2021"),
-    "l1_sparse": MethodSpec(f"{_M}:l1_sparse", ("image",), paper="Jia et al. 2023"),
-    "scrub": MethodSpec(f"{_M}:scrub", ("image",), paper="Kurmanji et al. 2023"),
-    "salun": MethodSpec(f"{_M}:salun", ("image",), paper="Fan et al. 2024"),
-    "per_example_stop": MethodSpec(
-        f"{_M}:per_example_stop", TASKS, needs_retrain_scores=True, paper="Hayes et al. 2024"
+    "finetune": MethodSpec(f"{_M}:finetune", TASKS, paper="Golatkar et al. 2020", label="Fine-tune"),
+    "gradient_ascent": MethodSpec(
+        f"{_M}:gradient_ascent", TASKS, paper="Golatkar et al. 2020; Jang et al. 2023", label="Gradient ascent"
     ),
-    "npo": MethodSpec(f"{_M}:npo", ("text",), paper="Zhang et al. 2024"),
+    "neggrad_plus": MethodSpec(f"{_M}:neggrad_plus", TASKS, paper="Kurmanji et al. 2023", label="NegGrad+"),
+    "random_labels": MethodSpec(f"{_M}:random_labels", ("image",), paper="Graves et al. 2021", label="Random labels"),
+    "l1_sparse": MethodSpec(f"{_M}:l1_sparse", ("image",), paper="Jia et al. 2023", label="ℓ1-sparse"),
+    "scrub": MethodSpec(f"{_M}:scrub", ("image",), paper="Kurmanji et al. 2023", label="SCRUB"),
+    "salun": MethodSpec(f"{_M}:salun", ("image",), paper="Fan et al. 2024", label="SalUn"),
+    "per_example_stop": MethodSpec(
+        f"{_M}:per_example_stop", TASKS, needs_retrain_scores=True, paper="Hayes et al. 2024", label="Per-example stop"
+    ),
+    "npo": MethodSpec(f"{_M}:npo", ("text",), paper="Zhang et al. 2024", label="NPO"),
 }
 
 _U, _P = "umia.attacks.ulira:", "umia.attacks.population:"
@@ -249,3 +253,14 @@ def load(ref: str):
     module, _, attr = ref.partition(":")
     m = importlib.import_module(module)
     return getattr(m, attr) if attr else m
+
+
+def method_label(method: str, labels: dict[str, str] | None = None) -> str:
+    """A method entry's name in figures and the report: the config's ``labels`` (or a plug-in's
+    declared label, passed in ``labels`` too), else the registry's, with the entry's overrides in
+    brackets (``Gradient ascent (lr=5)``); a control or an unknown name as it is."""
+    if labels and method in labels:
+        return labels[method]
+    name, _, overrides = method.partition("@")
+    base = (labels or {}).get(name) or (METHODS[name].label if name in METHODS else "") or name
+    return f"{base} ({overrides})" if overrides else base

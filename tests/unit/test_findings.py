@@ -316,9 +316,9 @@ def _stop_legend(monkeypatch, tables):
 
 def test_stopping_compares_with_neggrad_plus_where_it_runs(monkeypatch):
     both = _tables(np.random.default_rng(4))
-    assert _stop_legend(monkeypatch, both) == ["retrain", "neggrad_plus", "per_example_stop"]
+    assert _stop_legend(monkeypatch, both) == ["retrain", "NegGrad+", "Per-example stop"]
     alone = _tables(np.random.default_rng(4), ["none", "retrain", "finetune", "per_example_stop"])
-    assert _stop_legend(monkeypatch, alone) == ["retrain", "per_example_stop"]
+    assert _stop_legend(monkeypatch, alone) == ["retrain", "Per-example stop"]
 
 
 def test_method_colours_are_fixed_per_method():
@@ -480,3 +480,55 @@ def test_the_answer_puts_each_method_per_example_against_population(tmp_path):
     assert lines[2].split() == ["finetune", "0.710", "0.200", "|", "0.520", "0.011", "|", "0.012"]
     assert lines[3].split()[:8] == ["ga@lr=5", "0.500", "0.000", "|", "0.490", "0.000", "|", "0.800"]
     assert lines[3].endswith("(16 models diverged)") and len(lines) == 4  # no control rows
+
+
+def _luminance(hex_colour: str) -> float:
+    rgb = [int(hex_colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+    return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+
+def test_every_method_colour_is_visible_on_white():
+    """WCAG contrast against white of at least 2:1 for every colour a method can get (the old
+    palette's yellow, 1.3:1, all but vanished), and none is a control's."""
+    from umia.report import style
+
+    for c in style.PALETTE:
+        assert 1.05 / (_luminance(c) + 0.05) >= 2.0, c
+    assert not set(style.PALETTE) & set(style.CONTROL_COLOURS.values())
+
+
+def test_methods_have_display_names_from_the_registry_the_config_or_the_plugin():
+    assert registry.method_label("neggrad_plus") == "NegGrad+" and registry.method_label("l1_sparse") == "ℓ1-sparse"
+    assert registry.method_label("gradient_ascent@lr=5") == "Gradient ascent (lr=5)"
+    assert registry.method_label("gradient_ascent@lr=5", {"gradient_ascent@lr=5": "GA fast"}) == "GA fast"
+    assert registry.method_label("ssd", {"ssd": "SSD"}) == "SSD" and registry.method_label("mine") == "mine"
+    assert all(spec.label for spec in registry.METHODS.values())
+
+
+def test_figures_carry_no_sentences_and_keep_legends_off_the_data(tmp_path, monkeypatch):
+    """Every figure: no figure-wide title (captions are the report's), short axis titles, method
+    names as displayed, and each legend outside every axes' data area."""
+    from umia.report import attack_figures, method_figures
+
+    drawn = []
+    for module in (attack_figures, method_figures):
+        monkeypatch.setattr(module, "save", lambda fig, stem: drawn.append((stem, fig)))
+    paths = _write(tmp_path, _tables(np.random.default_rng(0)))
+    _figures(paths, tmp_path / "figs", labels={"finetune": "FT (ours)"})
+    assert {stem.rsplit("/", 1)[-1] for stem, _ in drawn} == set(FIGURES)
+    for stem, fig in drawn:
+        assert fig._suptitle is None, stem
+        for ax in fig.axes:
+            assert len(ax.get_title()) <= 50, (stem, ax.get_title())
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        legends = [a.get_legend() for a in fig.axes if a.get_legend()] + list(fig.legends)
+        for legend in legends:
+            box = legend.get_window_extent(renderer)
+            for ax in fig.axes:
+                if ax.get_visible():
+                    assert not box.overlaps(ax.get_window_extent(renderer)), (stem, "legend over data")
+    ticks = [t.get_text() for _, fig in drawn for ax in fig.axes for t in ax.get_xticklabels()]
+    titles = [ax.get_title() for _, fig in drawn for ax in fig.axes]
+    assert any("FT (ours)" in t for t in ticks + titles) and not any(t == "finetune" for t in ticks + titles)

@@ -266,6 +266,19 @@ def study_dir(method):
     return f"{method}/tuned-{plugins.method_id(spec)}"
 
 
+def display_labels():
+    """Each method entry's display name in figures: the config's ``labels``, else a plug-in's declared
+    label (its tuned or overridden entries too), else none (the registry's names are the default)."""
+    out = {}
+    for spec in METHODS.values():
+        name, _ = parse_method(spec)
+        if plugins.is_plugin(name):
+            label = plugins.load_method(name)[1].label
+            if label:
+                out[plugins.split_ref(name)[1]] = label
+    return {**out, **config["labels"]}
+
+
 def needs_retrain_scores(spec):
     name, _ = parse_method(spec)
     if plugins.is_plugin(name):

@@ -67,6 +67,7 @@ rule figures:
     params:
         names=figure_names(),
         task="text" if TEXT else "image",
+        labels=display_labels(),
     script:
         "../scripts/figures.py"
 

@@ -16,4 +16,5 @@ figures(
     out_dir=str(Path(snakemake.output[0]).parent),
     names=snakemake.params.names,
     task=snakemake.params.task,
+    labels=snakemake.params.labels,
 )

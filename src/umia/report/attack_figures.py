@@ -16,6 +16,7 @@ from umia.report.findings import method_order
 from umia.report.style import (
     attack_label,
     attacks_in,
+    below,
     grid,
     method_colours,
     method_label,
@@ -64,10 +65,9 @@ def attack_accuracy(summary: pd.DataFrame, stem: str) -> None:
         ax.set_xlabel("unlearning method")
     axes[0].set_ylim(0.4, 1.0)
     axes[1].set_ylim(0, max(0.05, float(np.nanmax(summary["tpr_at_1pct_fpr"])) * 1.25))
-    axes[0].legend(loc="upper left", ncol=4)
-    axes[0].set_title("Attack accuracy on the forget examples")
-    axes[1].set_title("Attacks at a low false-positive rate")
-    fig.suptitle("Per-example (U-LiRA) vs population U-MIAs; bars: 95% bootstrap intervals over target models")
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0, fontsize=7)
+    axes[0].set_title("Accuracy on the forget examples")
+    axes[1].set_title("TPR at 1% FPR")
     fig.tight_layout()
     save(fig, stem)
 
@@ -91,11 +91,8 @@ def per_example_distribution(
     ax.set_ylabel(f"per-example accuracy of {attack_label(attack)}\n(share of that example's trials)")
     ax.set_ylim(-0.02, 1.02)
     trials = int(df["n_trials"].median()) if len(df) else 0
-    ax.set_title(
-        "Vulnerability varies across forget examples "
-        f"({trials} target models per example; the retrain control's spread is sampling noise alone)"
-    )
-    ax.legend(loc="lower right")
+    ax.set_title(f"Per-example accuracy ({trials} target models an example)")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0, fontsize=7)
     save(fig, stem)
 
 
@@ -132,10 +129,6 @@ def protected_examples(
                 side.set_color("#2980b9" if col < k else "#c0392b")
                 side.set_linewidth(2)
         axes[row][0].set_ylabel(method_tick(m), fontsize=8, rotation=0, ha="right", va="center")
-    fig.suptitle(
-        f"Forget examples by per-example U-LiRA accuracy: the {k} best protected (blue, left) "
-        f"and the {k} most exposed (red, right) of each method"
-    )
     fig.tight_layout()
     save(fig, stem)
 
@@ -160,16 +153,7 @@ def before_after(per_example: pd.DataFrame, stem: str, order: Sequence[str] = ()
         ax.set_ylim(0, 1.0)
         ax.set_xlabel("before: U-LiRA accuracy on the originals")
         ax.set_ylabel("after: U-LiRA accuracy")
-        ax.set_title(
-            f"{method_label(m)}\n{100 * worse:.0f}% worse, {100 * better:.0f}% better beyond noise\n"
-            f"({100 * row['share_worse_any']:.0f}% worse at all)",
-            fontsize=8,
-        )
-    fig.suptitle(
-        "Each forget example's vulnerability before (the none control: originals against retrains) and after "
-        "unlearning\n(above the diagonal: worse; 'beyond noise': by more than two standard errors of the two "
-        "accuracies)"
-    )
+        ax.set_title(f"{method_label(m)}\n{100 * worse:.0f}% worse, {100 * better:.0f}% better", fontsize=8)
     fig.tight_layout()
     save(fig, stem)
 
@@ -202,7 +186,7 @@ def retained_change(per_example: pd.DataFrame, stem: str, order: Sequence[str] =
     ax.set_xticks(np.arange(1, len(methods) + 1), [method_tick(m) for m in methods], fontsize=8)
     ax.set_xlabel("unlearning method")
     ax.set_ylabel("change of per-example LiRA accuracy\n(after unlearning - originals)")
-    ax.set_title("Retained examples: how unlearning moved their membership vulnerability (above 0: worse)")
+    ax.set_title("Retained examples")
     lim = max([0.1, *[float(np.abs(d).max()) for d in changes if len(d)]])
     ax.set_ylim(-lim * 1.05, lim * 1.45)
     save(fig, stem)
@@ -236,9 +220,8 @@ def roc(roc: pd.DataFrame, stem: str) -> None:
         ax.set_title(method_label(m))
         ax.set_xlabel("false-positive rate")
         ax.set_ylabel("true-positive rate")
-    axes[-1].legend(loc="lower right", fontsize=6)
-    fig.suptitle("ROC curves on log-log axes (the low false-positive region is what matters for privacy)")
     fig.tight_layout()
+    below(fig, axes[0], fontsize=7)
     save(fig, stem)
 
 

@@ -11,7 +11,7 @@ of examples that got worse, shares that reached their retrain mean) come from
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 
@@ -29,7 +29,16 @@ from umia.report.attack_figures import (
 )
 from umia.report.findings import method_order
 from umia.report.method_figures import privacy_utility, rates, reach, stopping
-from umia.report.style import CONTROL_COLOURS, attack_label, attacks_in, banner, method_colours, plt, save
+from umia.report.style import (
+    CONTROL_COLOURS,
+    attack_label,
+    attacks_in,
+    banner,
+    display_names,
+    method_colours,
+    plt,
+    save,
+)
 
 __all__ = ["CONTROL_COLOURS", "DRAW", "Tables", "attack_label", "attacks_in", "banner", "figures", "method_colours"]
 __all__ += ["attack_accuracy", "before_after", "per_example_distribution", "privacy_utility", "protected_examples"]
@@ -122,10 +131,12 @@ def figures(
     task: str = "image",
     utility_table: str | None = None,
     tuning_table: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> list[str]:
     """Draw the figures ``names`` (default: ``default_names``) from the tables into ``out_dir``
-    as <name>.png and <name>.pdf; returns the names drawn. When the study is uninformative
-    (umia.report.verdict.warning) every figure carries the warning."""
+    as <name>.png and <name>.pdf; returns the names drawn. Methods are named by ``labels`` (method
+    entry -> display name) where given, else by the registry's names. When the study is
+    uninformative (umia.report.verdict.warning) every figure carries the warning."""
     t = Tables(summary, per_example, roc_table, examples, rates_table, reach_table, task, utility_table, tuning_table)
     names = default_names(t, task) if names is None else list(names)
     unknown = [n for n in names if n not in DRAW]
@@ -136,7 +147,7 @@ def figures(
         tables = sorted({NEEDS_TABLE[n] for n in lacking})
         raise ValueError(f"figure(s) {', '.join(lacking)} need the {' and '.join(tables)} tables, which were not given")
     out = Path(out_dir)
-    with banner(verdict.warning(t.summary)):
+    with banner(verdict.warning(t.summary)), display_names(dict(labels or {})):
         for name in names:
             DRAW[name](t, str(out / name))
     return names

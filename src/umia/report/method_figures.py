@@ -14,6 +14,7 @@ from umia.report.findings import method_order
 from umia.report.style import (
     STOP_BASE,
     STOP_METHOD,
+    below,
     grid,
     method_colours,
     method_label,
@@ -47,15 +48,11 @@ def rates(rates: pd.DataFrame, stem: str, n_lines: int = 40, order: Sequence[str
         ax.plot(fr, q[1], color="k", lw=1.6, label="median over examples")
         ax.plot(fr, q[0], color="k", lw=0.8, ls=":", label="10% / 90% quantiles")
         ax.plot(fr, q[2], color="k", lw=0.8, ls=":")
-        ax.set_title(m)
+        ax.set_title(method_label(m))
         ax.set_xlabel("share of the unlearning run (optimiser steps)")
         ax.set_ylabel(f"z of phi vs the retrain models\n(clipped at ±{Z_LIMIT:g})")
-    axes[0].legend(loc="best", fontsize=7)
-    fig.suptitle(
-        "Rates of unlearning: each forget example's confidence during unlearning against its retrain "
-        "distribution (thin lines: individual examples)"
-    )
     fig.tight_layout()
+    below(fig, axes[0], fontsize=7)
     save(fig, stem)
 
 
@@ -76,7 +73,7 @@ def reach(reach: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> None:
     ax.set_ylabel("share of forget examples at or below\ntheir retrain mean phi")
     ax.set_ylim(0, 1.02)
     ax.set_xlim(0, 1.02)
-    ax.set_title("Examples are unlearned at different rates")
+    ax.set_title("Rates of unlearning")
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
     save(fig, stem)
 
@@ -109,8 +106,8 @@ def stopping(per_example: pd.DataFrame, rates: pd.DataFrame, stem: str, order: S
     ax.axvline(0.5, color="k", ls="--", lw=0.8)
     ax.set_xlabel("per-example U-LiRA accuracy")
     ax.set_ylabel("share of forget examples at or below")
-    ax.set_title("Per-example vulnerability (further left: better protected)")
-    ax.legend(loc="upper left", fontsize=7)
+    ax.set_title("Per-example vulnerability")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0, fontsize=7)
     ax = axes[1]
     last = rates[rates["fraction"] == rates.groupby("method")["fraction"].transform("max")]
     bins = np.linspace(-4, 4, 41)
@@ -121,10 +118,9 @@ def stopping(per_example: pd.DataFrame, rates: pd.DataFrame, stem: str, order: S
     ax.axvline(0, color="#2ca02c", lw=1)
     ax.set_xlabel("z of phi vs the retrain models at the end of unlearning\n(beyond ±4 drawn at the edges)")
     ax.set_ylabel("density over forget examples")
-    ax.set_title("Where the forget examples end up (0: the retrain mean)")
+    ax.set_title("End of unlearning")
     if shown:
-        ax.legend(loc="upper left", fontsize=7)
-    fig.suptitle("Per-example stopping: drop each example once its phi reaches the retrain mean")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0, fontsize=7)
     fig.tight_layout()
     save(fig, stem)
 
@@ -172,8 +168,8 @@ def privacy_utility(
         ax.axhline(0.5, color="k", ls="--", lw=0.8)
         ax.set_xlabel("test accuracy (mean over models)")
         ax.set_ylabel(ylabel)
-    axes[0].set_title("Privacy (per-example attack) against utility")
-    axes[1].set_title("Privacy (population attack) against utility")
+    axes[0].set_title("Per-example attack")
+    axes[1].set_title("Population attack")
     handles, labels = axes[0].get_legend_handles_labels()
     if tuning is not None:
         handles.append(
@@ -181,6 +177,5 @@ def privacy_utility(
         )
         labels.append("tuning grid (tuning models; ringed: picked)")
     fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8, bbox_to_anchor=(0.5, -0.08))
-    fig.suptitle("Lower is more private (0.5: the retrains); further right keeps more utility")
     fig.tight_layout()
     save(fig, stem)

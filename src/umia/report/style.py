@@ -20,20 +20,20 @@ from umia.report.findings import method_order  # noqa: E402
 from umia.report.format import attack_label  # noqa: E402, F401  (the figures' attack labels)
 
 CONTROL_COLOURS = {"none": "#404040", "retrain": "#2ca02c"}
-# Colour-blind-friendly order (Okabe-Ito, then Tableau), without the controls' black and green.
+# Colour-blind-safe (Okabe-Ito, then Paul Tol's muted scheme), each visible on white (a contrast of
+# at least 2:1: no yellow), without the controls' black and green.
 PALETTE = (
-    "#0072B2",
-    "#E69F00",
-    "#9467bd",
-    "#CC79A7",
-    "#D55E00",
-    "#56B4E9",
-    "#8c564b",
-    "#F0E442",
-    "#17becf",
-    "#e377c2",
-    "#bcbd22",
-    "#1f77b4",
+    "#0072B2",  # blue
+    "#E69F00",  # orange
+    "#882255",  # wine
+    "#CC79A7",  # reddish purple
+    "#D55E00",  # vermillion
+    "#56B4E9",  # sky blue
+    "#332288",  # indigo
+    "#999933",  # olive
+    "#AA4499",  # purple
+    "#44AA99",  # teal
+    "#8C564B",  # brown
 )
 STOP_METHOD, STOP_BASE = "per_example_stop", "neggrad_plus"
 
@@ -46,12 +46,31 @@ def method_colours(methods: Sequence[str]) -> dict[str, str]:
     return {**CONTROL_COLOURS, **{m: PALETTE[i % len(PALETTE)] for i, m in enumerate(rest)}}
 
 
+# each method entry's display name while figures are drawn (``display_names``): the config's
+# labels, plug-ins' declared labels; the registry's names otherwise
+_LABELS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("umia_method_labels", default=None)
+
+
+@contextlib.contextmanager
+def display_names(labels: dict[str, str] | None) -> Iterator[None]:
+    token = _LABELS.set(dict(labels or {}))
+    try:
+        yield
+    finally:
+        _LABELS.reset(token)
+
+
+def method_name(method: str) -> str:
+    """A method entry's display name (registry.method_label with the run's labels)."""
+    return registry.method_label(method, _LABELS.get())
+
+
 def method_label(method: str) -> str:
-    return f"{method} (control)" if method in ("none", "retrain") else method
+    return f"{method} (control)" if method in ("none", "retrain") else method_name(method)
 
 
 def method_tick(method: str) -> str:
-    return f"{method}\n(control)" if method in ("none", "retrain") else method.replace("@", "\n@")
+    return f"{method}\n(control)" if method in ("none", "retrain") else method_name(method).replace(" (", "\n(")
 
 
 # a warning every figure drawn inside ``banner`` carries above its title (an uninformative study)
@@ -107,3 +126,11 @@ def violins(ax, data: Sequence, colours: Sequence[str], **kw) -> None:
     for key in ("cmedians", "cmins", "cmaxes", "cbars"):
         parts[key].set_color("k")
         parts[key].set_linewidth(0.8)
+
+
+def below(fig: plt.Figure, ax: plt.Axes, **kw) -> None:
+    """The legend of ``ax``'s lines under the figure, off every panel's data (call after
+    ``tight_layout``, which would otherwise shrink the panels to make room beside them)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=min(3, len(labels)), **kw)
