@@ -6,7 +6,7 @@ provenance, read from its results folder, and its figures drawn from them.
     study.per_example.query("attack == 'ulira'")
     study.figures("my-figures/")       # the study's figures, from the tables alone
 
-Every table is the output contract's (README, "Reading the results"); a table the study does not
+Every table is the output contract's (docs/results.md); a table the study does not
 have (rates without unlearning methods, tuning without a grid) is None.
 """
 

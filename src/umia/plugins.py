@@ -181,7 +181,7 @@ def load_method(ref: str) -> tuple[Callable, Declared]:
         shown = ", ".join(p.name for p in params or [])
         raise ConfigError(
             f"config key 'methods': {ref!r} takes ({shown}) but a method takes ({', '.join(METHOD_ARGS)}); "
-            "see 'Evaluate your own method' in README.md"
+            "see docs/own-method.md"
         )
     return fn, getattr(fn, "umia_method", Declared())
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -128,3 +129,55 @@ def message(error: jsonschema.ValidationError) -> str:
     if error.validator == "pattern":
         return f"config key '{key}': {error.instance!r} does not match {error.validator_value}"
     return f"config key '{key}': {error.message}"
+
+
+def _cell(value) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+    return "`" + text.replace("|", "\\|") + "`"
+
+
+def _rows(props: Mapping, prefix: str = ""):
+    for key, sub in props.items():
+        name = f"{prefix}{key}"
+        if key == "unlearn" and not prefix:
+            for method, spec in sub.get("properties", {}).items():
+                defaults = {k: v.get("default") for k, v in spec.get("properties", {}).items()}
+                yield f"unlearn.{method}", spec.get("description", ""), defaults
+        elif "properties" in sub:
+            yield from _rows(sub["properties"], f"{name}.")
+        else:
+            yield name, sub.get("description", ""), sub.get("default")
+
+
+def reference(schema: Mapping) -> str:
+    """The configuration reference as a Markdown table, one row per key (``unlearn``: one a method,
+    its settings' defaults as the default), from the schema's descriptions and defaults. The
+    table of docs/configuration.md is this (``python -m umia.schema`` rewrites it)."""
+    lines = ["| key | meaning | default |", "| --- | --- | --- |"]
+    for name, description, default in _rows(schema["properties"]):
+        text = " ".join(str(description).split()).replace("|", "\\|")
+        lines.append(f"| `{name}` | {text} | {_cell(default)} |")
+    return "\n".join(lines) + "\n"
+
+
+BEGIN, END = "<!-- reference: python -m umia.schema -->\n", "<!-- end of reference -->\n"
+
+
+def update_reference(doc: str | os.PathLike, schema_path: str | os.PathLike) -> bool:
+    """Rewrite the reference table between the markers of ``doc``; True if it changed."""
+    text = open(doc).read()
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    new = head + BEGIN + reference(load_schema(schema_path)) + END + tail
+    if new != text:
+        open(doc, "w").write(new)
+    return new != text
+
+
+if __name__ == "__main__":  # python -m umia.schema: refresh docs/configuration.md from the schema
+    import sys
+    from pathlib import Path
+
+    root = Path(sys.argv[1]) if len(sys.argv) > 1 else Path.cwd()
+    changed = update_reference(root / "docs/configuration.md", root / "workflow/schemas/config.schema.yaml")
+    print("docs/configuration.md " + ("rewritten from the schema" if changed else "already matches the schema"))

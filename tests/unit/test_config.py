@@ -530,3 +530,15 @@ def test_a_plugin_methods_settings_can_be_written_under_unlearn(raw_config, sche
     assert method_settings(cfg, "finetune") == method_settings(resolve(raw_config, schema), "finetune")
     bad = {**raw_config, "methods": [ssd], "unlearn": {"ssd": {"beta": 1}}}
     assert _error(bad, schema).startswith("config key 'unlearn.ssd': sets 'beta', which")
+
+
+def test_the_configuration_page_is_the_schema(schema):
+    """docs/configuration.md's table is the schema's keys, descriptions and defaults, row for row
+    (python -m umia.schema rewrites it after a schema change)."""
+    from umia.schema import BEGIN, END, reference
+
+    page = (CONFIG.parents[1] / "docs/configuration.md").read_text()
+    assert page.split(BEGIN, 1)[1].split(END, 1)[0] == reference(schema), "run: python -m umia.schema"
+    keys = [line.split("`")[1] for line in reference(schema).splitlines()[2:]]
+    assert {"train.epochs", "unlearn.npo", "tuning.rule", "lm.base_model", "overwrite", "labels"} <= set(keys)
+    assert len(keys) == len(set(keys))

@@ -22,6 +22,8 @@ from umia.report import figures as plots
 REPO = Path(__file__).resolve().parents[2]
 SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 README = REPO / "README.md"
+DOCS = REPO / "docs"
+CONFIG_DOC = DOCS / "configuration.md"
 CAPTIONS = REPO / "workflow" / "report"
 BUILTIN = "umia."  # a built-in method's function lives in umia (a plug-in's elsewhere)
 
@@ -33,7 +35,8 @@ def _schema() -> dict:
 
 @cache
 def _readme() -> str:
-    return README.read_text(encoding="utf-8")
+    """The user's documentation: README.md and the pages of docs/."""
+    return "\n".join(f.read_text(encoding="utf-8") for f in [README, *sorted(DOCS.glob("*.md"))])
 
 
 def _mentions(text: str, name: str) -> bool:
@@ -42,8 +45,8 @@ def _mentions(text: str, name: str) -> bool:
 
 
 def _key_rows(key: str) -> list[str]:
-    """README.md's configuration-table rows of ``key`` (one in each table that lists it)."""
-    return [line for line in _readme().splitlines() if line.startswith(f"| `{key}` |")]
+    """docs/configuration.md's table rows of ``key`` (one in each table that lists it)."""
+    return [line for line in CONFIG_DOC.read_text().splitlines() if line.startswith(f"| `{key}` |")]
 
 
 def _accepts(prop: dict, value: str) -> bool:

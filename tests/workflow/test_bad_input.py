@@ -1,5 +1,5 @@
 """Bad input stops with one clear line before any damage. Each case below is listed, with the
-line the user sees, in the README's troubleshooting table (`python -m tests.workflow.test_bad_input`
+line the user sees, in docs/troubleshooting.md's table (`python -m tests.workflow.test_bad_input`
 prints that table).
 
 Config problems stop while Snakemake reads the workflow (no job runs, nothing is written); data
@@ -113,7 +113,7 @@ CONFIG_CASES = [
         "results_dir: /etc/hostname/results",
         "config key 'results_dir': /etc/hostname/results",
     ),
-    # your own method, network or data (README, "Evaluate your own method")
+    # your own method, network or data (docs/own-method.md)
     (
         "plug-in file that does not import",
         f"methods: ['{PLUGINS}/broken.py:method']",
@@ -317,7 +317,7 @@ def test_bad_data_stops_the_first_job_with_one_line(tmp_path, what, body, needle
     assert "Traceback" not in proc.stderr
 
 
-if __name__ == "__main__":  # print the README's troubleshooting table
+if __name__ == "__main__":  # print docs/troubleshooting.md's table
     import tempfile
 
     print("| bad input | what you see |\n| --- | --- |")

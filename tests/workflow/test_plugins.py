@@ -47,7 +47,8 @@ def config(tmp: Path, **over) -> Path:
     nets = shutil.copy(NETS, tmp / "plugins" / NETS.name)
     bad = shutil.copy(NETS.parent / "bad.py", tmp / "plugins" / "bad.py")
     readme = tmp / "plugins" / "my_method.py"  # the README's first code block, as a user copies it
-    readme.write_text((ROOT / "README.md").read_text().split("```python\n", 1)[1].split("```", 1)[0])
+    blocks = [b.split("```", 1)[0] for b in (ROOT / "README.md").read_text().split("```python\n")[1:]]
+    readme.write_text(next(b for b in blocks if "from umia.plugins import method" in b))
     cfg = {
         "experiment": "own",
         "results_dir": str(tmp / "results"),

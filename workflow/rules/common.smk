@@ -358,7 +358,7 @@ def print_verdict():
 
 
 def final_outputs():
-    """Every output README.md lists as the contract, so a missing or removed one is rebuilt from
+    """Every output docs/results.md lists as the contract, so a missing or removed one is rebuilt from
     what exists by a plain `snakemake`."""
     return [
         MEMBERSHIP,
