@@ -32,7 +32,8 @@ import torch
 import yaml
 
 from umia import plan
-from umia.config import _scalar, load_schema, resolve
+from umia.config import load_schema, resolve
+from umia.entries import scalar
 from umia.tasks.image.data import prepare
 from umia.tasks.image.recipe import Recipe, fit
 from umia.tasks.image.task import ImageTask, test_accuracy
@@ -50,7 +51,7 @@ def our_recipes(config: str, variants: list[str], data: str) -> tuple[dict, list
         recipe = dict(cfg["train"])
         for item in filter(None, rest.split(",")):
             k, _, v = item.partition("=")
-            recipe[k] = None if v == "null" else _scalar(v)
+            recipe[k] = None if v == "null" else scalar(v)
         runs.append((name, Recipe.from_mapping(recipe)))
     return cfg, runs
 

@@ -22,7 +22,8 @@ import torch
 import yaml
 
 from umia import plan
-from umia.config import _scalar, load_schema, resolve
+from umia.config import load_schema, resolve
+from umia.entries import scalar
 from umia.tasks.image.data import prepare
 from umia.tasks.image.task import ImageTask, Recipe, fit, test_accuracy
 
@@ -91,7 +92,7 @@ def main() -> None:
         recipe = dict(cfg["train"])
         for item in filter(None, rest.split(",")):
             k, _, v = item.partition("=")
-            recipe[k] = None if v == "null" else _scalar(v)
+            recipe[k] = None if v == "null" else scalar(v)
         runs.append((name, cfg["network"], recipe))
     rows, first = [], {}
     for label, net, recipe in runs:

@@ -16,12 +16,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from umia import io, plugins, registry
 from umia import schema as schema_mod
+from umia.entries import (  # noqa: F401  (the workflow reads them from here)
+    INHERITED,
+    check_methods,
+    check_tuning,
+    method_ids,
+    method_settings,
+    parse_method,
+    plugin_names,
+    scalar,
+    tuned,
+    tuning_grids,
+)
 from umia.errors import ConfigError, DataError
-from umia.registry import CONTROLS
 from umia.schema import load_schema  # noqa: F401  (the workflow and users read the schema from here)
 
 # Names of datasets, networks and methods come from umia.registry; plug-ins from umia.plugins.
@@ -93,52 +102,6 @@ def n_classes(dataset: Mapping) -> int:
     return spec.n_classes if spec.n_classes is not None else dataset_info(dataset).n_classes
 
 
-def _scalar(text: str) -> Any:
-    """An override value: int, float (1e-3 included, which YAML 1.1 reads as a string), bool or str."""
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return yaml.safe_load(text)
-
-
-def parse_method(spec: str) -> tuple[str, dict[str, Any]]:
-    """Split ``name@key=value,key=value`` into the method name and its overrides."""
-    name, _, rest = spec.partition("@")
-    overrides: dict[str, Any] = {}
-    if rest:
-        for item in rest.split(","):
-            key, sep, value = item.partition("=")
-            if not sep or not key:
-                raise ConfigError(
-                    f"config key 'methods': {spec!r} has a malformed override {item!r}; write name@key=value,key=value"
-                )
-            overrides[key] = _scalar(value)
-    return name, overrides
-
-
-INHERITED = ("label_smoothing", "flip", "translate")  # unlearning keeps the training recipe's
-
-
-def method_settings(config: Mapping, spec: str) -> dict[str, Any]:
-    """The resolved settings of one entry of ``methods``: the training recipe's label smoothing
-    and augmentation, then the method's settings (``unlearn.<name>``; for a plug-in, under its
-    function's name), then the entry's overrides. A plug-in's own defaults are not here: its job
-    adds them from the plug-in's declaration (umia.methods.resolve)."""
-    name, overrides = parse_method(spec)
-    settings = {k: config["train"][k] for k in INHERITED}
-    settings.update(config["unlearn"].get(plugins.split_ref(name)[1] if plugins.is_plugin(name) else name, {}))
-    settings.update(overrides)
-    return settings
-
-
-def _plugin_names(cfg: Mapping) -> set[str]:
-    """The function names of the plug-in methods the config's ``methods`` name (their ``unlearn`` keys)."""
-    names = [parse_method(s)[0] for s in cfg.get("methods", []) if isinstance(s, str)]
-    return {plugins.split_ref(n)[1] for n in names if plugins.is_plugin(n)}
-
-
 def with_task_defaults(merged: Mapping, given: Mapping) -> dict:
     """The config a run means: what the user ``given`` (their config files and ``--config``), then
     the defaults of the experiment's task, then the rest of ``merged`` (the workflow's default file
@@ -177,7 +140,7 @@ def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict
     unlearn = cfg.get("unlearn")
     mine = {}  # plug-in methods' settings: checked against their own declaration (_check_spec)
     if isinstance(unlearn, dict):
-        mine = {k: unlearn.pop(k) for k in _plugin_names(cfg) & set(unlearn) if k not in registry.METHODS}
+        mine = {k: unlearn.pop(k) for k in plugin_names(cfg) & set(unlearn) if k not in registry.METHODS}
     errors = sorted(schema_mod.Validator(schema).iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
         raise ConfigError(schema_mod.message(errors[0]))
@@ -223,8 +186,8 @@ def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict
     _check_writable(cfg["results_dir"])
     if ds["name"] == "digits" and ds["path"] is not None:
         raise ConfigError("config key 'dataset.path': digits ships with scikit-learn; set it to null")
-    _check_methods(cfg, schema, load_plugins)
-    _check_tuning(cfg, schema, load_plugins)
+    check_methods(cfg, schema, load_plugins)
+    check_tuning(cfg, schema, load_plugins)
     c, n_pool = cfg["candidates"], pool_size(ds)
     if c["mode"] == "random" and c["size"] > n_pool // 2:
         raise ConfigError(
@@ -305,142 +268,11 @@ def _check_network(cfg: Mapping, load_plugins: bool) -> None:
         )
 
 
-def _method_schema(cfg: Mapping, schema: Mapping, spec: str, load_plugins: bool, key: str):
-    """(tasks, settings schema, resolved settings) of one method entry, or None for a plug-in in
-    a job (not imported there); a ConfigError naming ``key`` for an unknown or misplaced method."""
-    name, overrides = parse_method(spec)
-    if name in CONTROLS:
-        raise ConfigError(f"config key '{key}': {name!r} is a control and always runs; remove it from the list")
-    if plugins.is_plugin(name):
-        fn_name = plugins.split_ref(name)[1]
-        if fn_name in registry.METHODS or fn_name in CONTROLS:
-            raise ConfigError(
-                f"config key '{key}': plug-in {name!r} has the name of a built-in method; rename the function"
-            )
-        if not load_plugins:
-            return None
-        _, declared = plugins.load_method(name)
-        given = cfg["unlearn"].get(fn_name, {})
-        schema_mod.cast(given, declared.schema())  # 1e-2 under unlearn.<plug-in> too
-        unknown = sorted(set(given) - set(declared.schema()["properties"]))
-        if unknown:
-            has = ", ".join(sorted(declared.schema()["properties"])) or "no settings"
-            raise ConfigError(
-                f"config key 'unlearn.{fn_name}': sets {unknown[0]!r}, which {name} does not have; it has {has}"
-            )
-        return declared.tasks, declared.schema(), {**declared.settings, **given, **overrides}
-    if name not in registry.METHODS:
-        raise ConfigError(
-            f"config key '{key}': unknown method {name!r}; known: {', '.join(registry.METHODS)}; "
-            "or name your own as file.py:function"
-        )
-    settings = {k: v for k, v in method_settings(cfg, spec).items() if k not in INHERITED}
-    return registry.METHODS[name].tasks, schema["properties"]["unlearn"]["properties"][name], settings
-
-
-def _check_spec(cfg: Mapping, schema: Mapping, spec: str, load_plugins: bool, key: str) -> None:
-    """One method entry (or tuning setting) names a method for the experiment's task, with
-    settings it has, in range."""
-    found = _method_schema(cfg, schema, spec, load_plugins, key)
-    if found is None:
-        return
-    tasks, method_schema, settings = found
-    name, overrides = parse_method(spec)
-    kind = task(cfg)
-    if kind not in tasks:
-        family = [m for m, s in registry.METHODS.items() if kind in s.tasks]
-        what = "language models" if kind == "text" else "images"
-        raise ConfigError(
-            f"config key '{key}': {name!r} does not apply to {cfg['dataset']['name']}; for {what} use one of "
-            f"{', '.join(family)}"
-        )
-    known = set(method_schema["properties"])
-    for k in overrides:
-        if k not in known:
-            has = ", ".join(sorted(known)) or "no settings"
-            raise ConfigError(f"config key '{key}': {spec!r} sets {k!r}, which {name} does not have; it has {has}")
-    error = next(iter(schema_mod.Validator(method_schema).iter_errors(settings)), None)
-    if error is not None:
-        raise ConfigError(
-            schema_mod.message(error).replace("config key '", f"config key '{key}': {spec!r} setting '", 1)
-        )
-
-
-def _check_methods(cfg: Mapping, schema: Mapping, load_plugins: bool) -> None:
-    """Every method entry is valid (``_check_spec``) and has a name of its own."""
-    ids: dict[str, str] = {}
-    for spec in cfg["methods"]:
-        _check_spec(cfg, schema, spec, load_plugins, "methods")
-        mid = plugins.method_id(spec)
-        if mid in ids:
-            raise ConfigError(f"config key 'methods': {spec!r} and {ids[mid]!r} share the name {mid!r}; rename one")
-        ids[mid] = spec
-
-
-def _check_tuning(cfg: Mapping, schema: Mapping, load_plugins: bool) -> None:
-    """Every grid belongs to a plain entry of ``methods``, sets only what its method has, and every
-    setting of it is in range; the tuning models pair up."""
-    plain = {s for s in cfg["methods"] if "@" not in s}
-    for name, grid in cfg["tune"].items():
-        key = f"tune.{name}"
-        if name not in plain:
-            raise ConfigError(
-                f"config key '{key}': {name!r} is not an entry of methods (without @); add it to methods or "
-                "remove its grid"
-            )
-        if not grid:
-            raise ConfigError(
-                f"config key '{key}': the grid is empty; give a setting and its values, e.g. lr: [0.01, 0.1]"
-            )
-        for setting, values in grid.items():
-            if not values:
-                raise ConfigError(f"config key '{key}.{setting}': the grid is empty; give at least one value")
-        for spec in tuning_grids(cfg)[name]:
-            _check_spec(cfg, schema, spec, load_plugins, key)
-    n = cfg["tuning"]["n_models"]
-    if cfg["tune"] and n % 2:
-        raise ConfigError(
-            f"config key 'tuning.n_models': {n} is odd; it must be even (membership is balanced over pairs)"
-        )
-    if cfg["tune"] and cfg["tuning"]["rule"] == "challenge" and n < 8:
-        raise ConfigError(
-            f"config key 'tuning.n_models': {n} tuning models give the challenge's score {n // 2} per population, "
-            "too few for its epsilon buckets; raise it to at least 8"
-        )
-
-
-def _value(v: Any) -> str:
-    return repr(v) if isinstance(v, float) else str(v)
-
-
-def tuning_grids(config: Mapping) -> dict[str, list[str]]:
-    """Each tuned method -> its settings as method entries (``name@key=value,...``, keys sorted),
-    every combination of its grid, in the grid's order."""
-    out = {}
-    for name, grid in config.get("tune", {}).items():
-        keys = sorted(grid)
-        combos = [[]]
-        for k in keys:
-            combos = [c + [f"{k}={_value(v)}"] for c in combos for v in grid[k]]
-        out[name] = [f"{name}@{','.join(c)}" for c in combos]
-    return out
-
-
-def tuned(config: Mapping) -> list[str]:
-    """The entries of ``methods`` whose settings the tuning stage picks (plain names with a grid)."""
-    return [s for s in config["methods"] if "@" not in s and s in config.get("tune", {})]
-
-
 def tuning_seed(config: Mapping) -> int:
     """The tuning models' seed: their masks and inits are not the study's models'."""
     from umia.plan import derive_seed
 
     return derive_seed(config["seed"], "tuning") % (2**31)
-
-
-def method_ids(config: Mapping) -> dict[str, str]:
-    """Each method entry's name in paths and tables (umia.plugins.method_id) -> the entry."""
-    return {plugins.method_id(spec): spec for spec in config["methods"]}
 
 
 def unlearn_shard_size(config: Mapping) -> int:

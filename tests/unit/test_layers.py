@@ -14,7 +14,7 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 PACKAGE = SRC / "umia"
 # lowest first: a module may import its own layer and the layers before it
 LAYERS = ["base", "runtime", "tasks", "methods", "attacks", "report", "stages", "api"]
-BASE = {"__init__", "errors", "registry", "io", "plan", "config", "plugins"}
+BASE = {"__init__", "errors", "registry", "io", "plan", "config", "plugins", "schema", "entries"}
 API = {"cli", "api"}
 # read by the Snakefile on every parse (a cluster job re-parses it): no torch, no matplotlib;
 # and the tasks' data sides, which the light stages call
@@ -25,6 +25,8 @@ LIGHT = [
     "umia.io",
     "umia.plan",
     "umia.config",
+    "umia.schema",
+    "umia.entries",
     "umia.plugins",
     "umia.runtime.gpus",
     "umia.runtime.runlock",
