@@ -183,7 +183,7 @@ METHODS: dict[str, MethodSpec] = {
     "npo": MethodSpec(f"{_M}:npo", ("text",), paper="Zhang et al. 2024", label="NPO"),
 }
 
-_U, _P = "umia.attacks.ulira:", "umia.attacks.population:"
+_U, _P, _R = "umia.attacks.ulira:", "umia.attacks.population:", "umia.attacks.rmia:"
 ATTACKS: dict[str, AttackSpec] = {
     "ulira": AttackSpec(
         _U + "ulira", "U-LiRA (per-example)", "#c0392b", ("attack_accuracy", "roc", "per_example_accuracy")
@@ -191,6 +191,8 @@ ATTACKS: dict[str, AttackSpec] = {
     "ulira_half_out": AttackSpec(_U + "ulira_half_out", "U-LiRA, OUT fit on half the retrains", "#f1948a"),
     "ulira_offline": AttackSpec(_U + "ulira_offline", "U-LiRA offline", "#e67e22", ("roc",)),
     "ulira_fixed_variance": AttackSpec(_U + "ulira_fixed_variance", "U-LiRA fixed variance", "#8e44ad", ("roc",)),
+    "urmia": AttackSpec(_R + "urmia", "U-RMIA (per-example, online)", "#d35400", ("roc",)),
+    "urmia_offline": AttackSpec(_R + "urmia_offline", "U-RMIA offline", "#a04000", ("roc",)),
     "population_gaussian": AttackSpec(
         _U + "population_gaussian", "population Gaussian", "#2980b9", ("attack_accuracy", "roc")
     ),

@@ -453,6 +453,8 @@ def test_run_controls_behave():
         "ulira_half_out",
         "ulira_offline",
         "ulira_fixed_variance",
+        "urmia",
+        "urmia_offline",
         "population_gaussian",
         "population_loss",
     )

@@ -48,6 +48,8 @@ ATTACKS = [
     "ulira_half_out",
     "ulira_offline",
     "ulira_fixed_variance",
+    "urmia",
+    "urmia_offline",
     "population_gaussian",
     "population_loss",
     "population_zlib",

@@ -42,7 +42,16 @@ UNLEARN = [
 ]
 DIVERGED = "gradient_ascent@lr=5"
 METHODS = ["none", "retrain", *UNLEARN, DIVERGED]
-ATTACKS = ["ulira", "ulira_half_out", "ulira_offline", "ulira_fixed_variance", "population_gaussian", "population_loss"]
+ATTACKS = [
+    "ulira",
+    "ulira_half_out",
+    "ulira_offline",
+    "ulira_fixed_variance",
+    "urmia",
+    "urmia_offline",
+    "population_gaussian",
+    "population_loss",
+]
 ALL_ATTACKS = [*ATTACKS, "lira_retained"]
 N, C, N_POOL, N_TEST, VIEWS = 16, 120, 1347, 450, 2
 POINTS = 4  # rates.points: phi scored at 0, 1/4, 2/4, 3/4 of each unlearning run and at its end

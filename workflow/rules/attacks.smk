@@ -63,6 +63,7 @@ rule attacks:
         n_folds=config["attacks"]["n_folds"],
         loss_cv_folds=config["attacks"]["loss_cv_folds"],
         n_bootstrap=config["attacks"]["n_bootstrap"],
+        rmia_a=config["attacks"]["rmia_offline_a"],
         seed=config["seed"],
         config_hash=HASH,
     log:

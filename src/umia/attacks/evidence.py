@@ -35,8 +35,11 @@ class Evidence:
     loss of the method's models on the candidates (``loss_in`` (c, N)) and on the test split
     (``loss_test`` (n_test, N)) with their class labels; phi on the retained pool examples outside
     C (``kept_phi`` (k, N, V)) and their membership (``kept_member`` (k, N)); for text, the LM
-    statistics of the method's models and of the retrains on the candidates (name -> (c, N)).
-    An attack whose inputs are missing (no retained examples, no LM statistics) returns None.
+    statistics of the method's models and of the retrains on the candidates (name -> (c, N)); phi
+    of a population of non-members (the test split) on the method's models and on the retrains
+    (``z_in``, ``z_out``), for U-RMIA. With ``shadows``, every attacker is fit on that many shadow
+    models of the other folds (the efficiency analysis). An attack whose inputs are missing (no
+    retained examples, no LM statistics) returns None.
     """
 
     s_in: np.ndarray
@@ -56,6 +59,11 @@ class Evidence:
     kept_member: np.ndarray | None = None
     lm_in: Mapping[str, np.ndarray] = field(default_factory=dict)
     lm_out: Mapping[str, np.ndarray] = field(default_factory=dict)
+    z_in: np.ndarray | None = None  # (n_z, N, V) phi of population examples (the test split) on the method's models
+    z_out: np.ndarray | None = None  # (n_z, N, V) the same on the retrains
+    rmia_a: float = 0.3  # offline U-RMIA's a: p(x) ~ (1 + a) / 2 p_OUT(x) + (1 - a) / 2
+    shadows: int | None = None  # fit every attacker on this many shadow models (None: all the other folds')
+    shadow_seed: int = 0
 
     @classmethod
     def of(cls, s_in: np.ndarray, s_out: np.ndarray, is_in: np.ndarray, is_out: np.ndarray, n_folds: int = 4):

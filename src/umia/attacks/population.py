@@ -97,7 +97,7 @@ class BestThreshold:
         return target - self.threshold_
 
 
-def population_threshold(s_in, s_out, is_in, is_out, n_folds: int = 4) -> Trials:
+def population_threshold(s_in, s_out, is_in, is_out, n_folds: int = 4, shadows=None, seed: int = 0) -> Trials:
     """A population U-MIA on one per-sequence statistic (larger means "trained, then unlearned"):
     one threshold for every example, the one with the best accuracy on the IN trials (the method's
     models that unlearned x) and every retrain (none saw x) of the other folds' models; the
@@ -105,13 +105,16 @@ def population_threshold(s_in, s_out, is_in, is_out, n_folds: int = 4) -> Trials
 
     s_in, s_out: (c, N) (no view axis: text has one); is_in, is_out: (c, N) boolean. Non-finite
     statistics are left out of the fit and are undecided on a target."""
-    return cross_fit(BestThreshold(), s_in, s_out, is_in, is_out, n_folds, np.ones_like(is_out, dtype=bool))
+    return cross_fit(
+        BestThreshold(), s_in, s_out, is_in, is_out, n_folds, np.ones_like(is_out, dtype=bool), shadows, seed
+    )
 
 
 def _lm_attack(x: Evidence, statistic: str, sign: float) -> Trials | None:
     if statistic not in x.lm_in or statistic not in x.lm_out:
         return None
-    t = population_threshold(sign * x.lm_in[statistic], sign * x.lm_out[statistic], x.is_in, x.is_out, x.n_folds)
+    s_in, s_out = sign * x.lm_in[statistic], sign * x.lm_out[statistic]
+    t = population_threshold(s_in, s_out, x.is_in, x.is_out, x.n_folds, x.shadows, x.shadow_seed)
     return Trials(t.score, t.label, t.valid, examples=x.candidates)
 
 

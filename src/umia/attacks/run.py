@@ -64,6 +64,7 @@ SUMMARY_COLUMNS = [
     "diverged_models",
 ]
 BOOTSTRAP_TRIALS = 200_000  # the intervals resample models; trials past this are subsampled
+Z_POPULATION = 5_000  # U-RMIA's population: test examples spread evenly over the test split
 
 
 @functools.cache
@@ -92,11 +93,18 @@ def _row(t: Trials, n_boot: int, seed: int, eps: np.ndarray, eps_single: np.ndar
     return row
 
 
-class _Study:
+class StudyArrays:
     """The arrays every method's evidence is cut from: memberships, labels and the score cubes."""
 
     def __init__(
-        self, table: pa.Table, membership: pd.DataFrame, lm_stats, n_folds: int, loss_cv_folds: int, seed: int
+        self,
+        table: pa.Table,
+        membership: pd.DataFrame,
+        lm_stats,
+        n_folds: int,
+        loss_cv_folds: int,
+        seed: int,
+        rmia_a: float = 0.3,
     ):
         self.n_models = int(membership["model_id"].max()) + 1
         n_pool = int(membership["example_id"].max()) + 1
@@ -119,10 +127,13 @@ class _Study:
         if "retrain" not in self.cube:
             raise ValueError("the score table has no retrain models; the OUT distributions come from them")
         self.s_out = self.cube["retrain"].phi[:, :, self.cand].transpose(2, 0, 1)  # (c, N, V)
-        self.n_folds, self.loss_cv_folds, self.seed = n_folds, loss_cv_folds, seed
+        self.n_folds, self.loss_cv_folds, self.seed, self.rmia_a = n_folds, loss_cv_folds, seed, rmia_a
+        self.z = self.test_ids[:: max(1, len(self.test_ids) // Z_POPULATION)][:Z_POPULATION]  # U-RMIA's z
+        self.z_out = self.cube["retrain"].phi[:, :, self.z].transpose(2, 0, 1) if len(self.z) else None
 
-    def evidence(self, m: str) -> Evidence:
-        """Method ``m``'s evidence (``none``: the originals, ``retrain``: the retrains)."""
+    def evidence(self, m: str, shadows: int | None = None, shadow_seed: int = 0) -> Evidence:
+        """Method ``m``'s evidence (``none``: the originals, ``retrain``: the retrains); ``shadows``:
+        every attacker fit on that many shadow models (umia.attacks.trials.shadow_models)."""
         phi, cand, kept = self.cube[m].phi, self.cand, self.kept
         loss = self.cube[m].loss[:, 0, :]  # (N, n_examples): first view
         lm_in, lm_out = {}, {}
@@ -147,6 +158,11 @@ class _Study:
             kept_member=self.in_train[:, kept].T if len(kept) else None,
             lm_in=lm_in,
             lm_out=lm_out,
+            z_in=phi[:, :, self.z].transpose(2, 0, 1) if self.z_out is not None else None,  # (n_z, N, V)
+            z_out=self.z_out,
+            rmia_a=self.rmia_a,
+            shadows=shadows,
+            shadow_seed=shadow_seed,
         )
 
 
@@ -162,6 +178,7 @@ def run(
     threads: int = 0,
     utility_ratio: Mapping[str, float] | None = None,
     attack_epsilons: bool = True,
+    rmia_a: float = 0.3,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Every attack on every method (controls included), the methods on up to ``threads``
     threads (0: one a CPU core). Returns (summary, per_example, roc).
@@ -185,7 +202,7 @@ def run(
     tuning stage, which reads none of them, runs so; the challenge's own test is always computed.
     """
     table = scores if isinstance(scores, pa.Table) else pa.Table.from_pandas(scores, preserve_index=False)
-    study = _Study(table, membership, lm_stats, n_folds, loss_cv_folds, seed)
+    study = StudyArrays(table, membership, lm_stats, n_folds, loss_cv_folds, seed, rmia_a)
     del table
     n_models = study.n_models
     grid = challenge_thresholds(study.s_out[..., 0], study.is_out)

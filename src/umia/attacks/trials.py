@@ -62,6 +62,22 @@ def fold_of(n_models: int, n_folds: int) -> np.ndarray:
     return (np.arange(n_models) // 2) % n_folds
 
 
+def shadow_models(folds: np.ndarray, fold: int, shadows: int | None, rng: np.random.Generator | None) -> np.ndarray:
+    """The models an attacker on ``fold`` may fit on, (N,) boolean: every model of the other folds,
+    or ``shadows`` of them drawn at random in whole pairs (2k, 2k+1), for the efficiency analysis
+    (how many shadow models an attack needs). ValueError where there are not that many."""
+    fit = folds != fold
+    if shadows is None:
+        return fit
+    if shadows < 2 or shadows % 2:
+        raise ValueError(f"shadow models come in pairs: {shadows} is not an even number of at least 2")
+    pairs = np.unique(np.flatnonzero(fit) // 2)
+    if shadows // 2 > len(pairs):
+        raise ValueError(f"{shadows} shadow models asked for, but the other folds hold {2 * len(pairs)}")
+    chosen = rng.choice(pairs, shadows // 2, replace=False)
+    return fit & np.isin(np.arange(len(folds)) // 2, chosen)
+
+
 def cross_fit(
     estimator: Estimator,
     s_in: np.ndarray,
@@ -70,13 +86,16 @@ def cross_fit(
     is_out: np.ndarray,
     n_folds: int,
     out_fit: np.ndarray | None = None,
+    shadows: int | None = None,
+    seed: int = 0,
 ) -> Trials:
     """Every model a target once, scored by a copy of ``estimator`` fit on the other folds' models.
 
     s_in, s_out: (c, N) or (c, N, V), the statistic of the method's models and of the retrains;
     is_in, is_out: (c, N) boolean, the trials (a target is ``s_in`` where ``is_in``, else
     ``s_out``); ``out_fit`` (c, N): the models whose ``s_out`` the OUT fit may use (default
-    ``is_out``).
+    ``is_out``); ``shadows``: fit each fold's attacker on that many models of the other folds,
+    drawn in pairs with ``seed`` (``shadow_models``), not on all of them.
     """
     n = s_in.shape[1]
     out_fit = is_out if out_fit is None else out_fit
@@ -84,8 +103,9 @@ def cross_fit(
     pick = is_in.reshape(is_in.shape + (1,) * (s_in.ndim - 2))
     target = np.where(pick, s_in, s_out)  # the model the adversary sees
     score = np.full(is_in.shape, np.nan)
+    rng = np.random.default_rng(seed) if shadows is not None else None
     for f in range(n_folds):
-        fit = (folds != f)[None, :]  # (1, N)
+        fit = shadow_models(folds, f, shadows, rng)[None, :]  # (1, N)
         held_out = folds == f
         fitted = copy.copy(estimator).fit(s_in, s_out, is_in & fit, out_fit & fit)
         score[:, held_out] = fitted.score(target[:, held_out])

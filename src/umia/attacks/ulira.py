@@ -118,7 +118,7 @@ def _every_retrain(x: Evidence) -> np.ndarray:
 
 def _lrt(x: Evidence, mode: str, every_retrain: bool = True) -> Trials:
     out_fit = _every_retrain(x) if every_retrain else None
-    t = cross_fit(GaussianLRT(mode), x.s_in, x.s_out, x.is_in, x.is_out, x.n_folds, out_fit)
+    t = cross_fit(GaussianLRT(mode), x.s_in, x.s_out, x.is_in, x.is_out, x.n_folds, out_fit, x.shadows, x.shadow_seed)
     return Trials(t.score, t.label, t.valid, examples=x.candidates)
 
 
@@ -160,5 +160,7 @@ def lira_retained(x: Evidence) -> Trials | None:
     if x.kept is None or not len(x.kept):
         return None
     member = x.kept_member
-    t = cross_fit(GaussianLRT("online"), x.kept_phi, x.kept_phi, member, ~member, x.n_folds)
+    t = cross_fit(
+        GaussianLRT("online"), x.kept_phi, x.kept_phi, member, ~member, x.n_folds, None, x.shadows, x.shadow_seed
+    )
     return Trials(t.score, t.label, t.valid, examples=x.kept)

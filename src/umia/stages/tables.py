@@ -31,6 +31,7 @@ def attack_tables(
     lm_stats: str | None = None,
     threads: int = 0,
     attack_epsilons: bool = True,
+    rmia_a: float = 0.3,
 ) -> pd.DataFrame:
     """Every attack from the score table (and, for text, the LM statistics table: the population
     zlib-ratio and Min-K% attacks) into the summary, per-example and ROC tables, and the models'
@@ -55,6 +56,7 @@ def attack_tables(
         threads=threads,
         utility_ratio=ratio,
         attack_epsilons=attack_epsilons,
+        rmia_a=rmia_a,
     )
     first = summary.drop_duplicates("method").set_index("method")
     util["challenge_forget_score"] = util.method.map(first.challenge_forget_score)
