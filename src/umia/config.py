@@ -203,6 +203,7 @@ def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict
             f"config key 'attacks.n_folds': {cfg['attacks']['n_folds']} folds need n_models >= "
             f"{2 * cfg['attacks']['n_folds']}; lower n_folds or raise n_models"
         )
+    _check_efficiency(cfg)
     checks = registry.TASK_CODE[task(cfg)].checks  # the task's own checks, named in the registry
     if checks:
         registry.load(checks)(cfg, load_plugins)
@@ -212,6 +213,26 @@ def resolve(config: Mapping, schema: Mapping, load_plugins: bool = True) -> dict
             "network is trained whole, so remove train.adapter"
         )
     return cfg
+
+
+def shadow_pool(n_models: int, n_folds: int) -> int:
+    """The most shadow models every fold's attacker can be fit on: the models outside the largest
+    fold (folds hold whole pairs, umia.attacks.fold_of)."""
+    return n_models - 2 * math.ceil(n_models / 2 / n_folds)
+
+
+def _check_efficiency(cfg: Mapping) -> None:
+    pool = shadow_pool(cfg["n_models"], cfg["attacks"]["n_folds"])
+    for k in cfg["efficiency"]["sizes"] or []:
+        if k % 2 or k < 2:
+            raise ConfigError(
+                f"config key 'efficiency.sizes': {k} is not an even number of at least 2 (models come in pairs)"
+            )
+        if k > pool:
+            raise ConfigError(
+                f"config key 'efficiency.sizes': {k} is more than the {pool} shadow models a fold has (n_models="
+                f"{cfg['n_models']}, attacks.n_folds={cfg['attacks']['n_folds']}); lower it or raise n_models"
+            )
 
 
 def _check_writable(results_dir: str) -> None:

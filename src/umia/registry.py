@@ -225,6 +225,7 @@ FIGURES: dict[str, FigureSpec] = {
     "reach": FigureSpec("5. Rates of unlearning", needs_methods=True),
     "per_example_stop": FigureSpec("6. Per-example stopping", needs_method="per_example_stop"),
     "privacy_utility": FigureSpec("7. Privacy and utility"),
+    "efficiency": FigureSpec("8. How many models"),
 }
 
 

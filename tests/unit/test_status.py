@@ -46,7 +46,7 @@ def test_status_of_a_folder_with_no_study_is_one_line(tmp_path):
 def test_the_plan_says_the_work_and_the_time_left_from_earlier_jobs(tmp_path, raw_config, schema):
     cfg = resolve({**raw_config, "n_models": 8, "shard_size": 4, "methods": ["finetune", "scrub"]}, schema)
     line = status.plan(tmp_path, cfg)
-    assert line == f"umia: study {cfg['experiment']}: 16 models to train, 16 unlearnings, 32 models to score; 0 done"
+    assert line == f"umia study {cfg['experiment']}: 16 models to train, 16 unlearnings, 32 models to score; 0 done"
     for kind, job, seconds in (("train", "original-shard-000", 8.0), ("unlearn", "finetune-shard-000", 2.0)):
         (tmp_path / "benchmarks" / kind).mkdir(parents=True)
         (tmp_path / "benchmarks" / kind / f"{job}.tsv").write_text(f"s\th:m:s\n{seconds}\t0:00:08\n")

@@ -66,6 +66,7 @@ FIGURES = [
     "reach",
     "per_example_stop",
     "privacy_utility",
+    "efficiency",
 ]
 
 

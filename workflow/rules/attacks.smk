@@ -73,3 +73,28 @@ rule attacks:
     threads: 2  # one method a thread (independent); profiles/default raises it with set-threads
     script:
         "../scripts/attacks.py"
+
+
+# How many shadow models the study needs: every attack refit on subsets of the models (scores only).
+rule efficiency:
+    input:
+        scores=SCORES,
+        membership=MEMBERSHIP,
+        lm_stats=LM_STATS if TEXT else [],
+    output:
+        f"{R}/tables/efficiency.csv",
+    params:
+        methods=list(METHODS),
+        n_folds=config["attacks"]["n_folds"],
+        sizes_asked=config["efficiency"]["sizes"],
+        repeats=config["efficiency"]["repeats"],
+        rmia_a=config["attacks"]["rmia_offline_a"],
+        seed=config["seed"],
+        config_hash=HASH,
+    log:
+        f"{R}/logs/efficiency.log",
+    benchmark:
+        f"{R}/benchmarks/efficiency.tsv"
+    threads: 2
+    script:
+        "../scripts/efficiency.py"

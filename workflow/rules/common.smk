@@ -372,6 +372,7 @@ def final_outputs():
         f"{R}/tables/per_example.parquet",
         f"{R}/tables/roc.parquet",
         f"{R}/tables/utility.csv",
+        f"{R}/tables/efficiency.csv",
         f"{R}/tables/findings.csv",
         f"{R}/report/summary.html",
         *[f"{R}/figures/{f}.{e}" for f in figure_names() for e in ("png", "pdf")],

@@ -58,6 +58,7 @@ rule figures:
         reach=REACH if config["methods"] else [],
         utility=f"{R}/tables/utility.csv",
         tuning=TUNING_TABLE if TUNED else [],
+        efficiency=f"{R}/tables/efficiency.csv",
     output:
         **figure_outputs(),
     log:
@@ -80,6 +81,7 @@ rule report_page:
         candidates=CANDIDATES,
         utility=f"{R}/tables/utility.csv",
         tuning=TUNING_TABLE if TUNED else [],
+        efficiency=f"{R}/tables/efficiency.csv",
     output:
         report(
             f"{R}/report/summary.html",

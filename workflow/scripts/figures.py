@@ -13,6 +13,7 @@ figures(
     reach_table=snakemake.input.reach or None,
     utility_table=snakemake.input.utility,
     tuning_table=snakemake.input.tuning or None,
+    efficiency_table=snakemake.input.efficiency or None,
     out_dir=str(Path(snakemake.output[0]).parent),
     names=snakemake.params.names,
     task=snakemake.params.task,

@@ -14,4 +14,5 @@ summary_page(
     n_candidates=pq.read_metadata(snakemake.input.candidates).num_rows,
     utility=snakemake.input.utility,
     tuning=snakemake.input.tuning or None,
+    efficiency=snakemake.input.efficiency or None,
 )

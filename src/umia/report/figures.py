@@ -28,7 +28,7 @@ from umia.report.attack_figures import (
     roc,
 )
 from umia.report.findings import method_order
-from umia.report.method_figures import privacy_utility, rates, reach, stopping
+from umia.report.method_figures import efficiency, privacy_utility, rates, reach, stopping
 from umia.report.style import (
     CONTROL_COLOURS,
     attack_label,
@@ -42,7 +42,7 @@ from umia.report.style import (
 
 __all__ = ["CONTROL_COLOURS", "DRAW", "Tables", "attack_label", "attacks_in", "banner", "figures", "method_colours"]
 __all__ += ["attack_accuracy", "before_after", "per_example_distribution", "privacy_utility", "protected_examples"]
-__all__ += ["rates", "reach", "retained_change", "roc", "save", "stopping", "plt"]
+__all__ += ["rates", "reach", "retained_change", "roc", "save", "stopping", "plt", "efficiency"]
 
 
 class Tables:
@@ -60,6 +60,7 @@ class Tables:
         task: str = "image",
         utility: str | None = None,
         tuning: str | None = None,
+        efficiency: str | None = None,
     ):
         self.task = task
         self.paths = {
@@ -71,6 +72,7 @@ class Tables:
             "reach": reach,
             "utility": utility,
             "tuning": tuning,
+            "efficiency": efficiency,
         }
 
     def has(self, name: str) -> bool:
@@ -105,9 +107,16 @@ DRAW: dict[str, Callable[[Tables, str], None]] = {
     "reach": lambda t, stem: reach(t.reach, stem, order=t.order),
     "per_example_stop": lambda t, stem: stopping(t.per_example, t.rates, stem, order=t.order),
     "privacy_utility": lambda t, stem: privacy_utility(t.summary, t.utility, t.tuning, stem, order=t.order),
+    "efficiency": lambda t, stem: efficiency(t.efficiency, stem, order=t.order),
 }
 # beyond the four always there
-NEEDS_TABLE = {"rates": "rates", "reach": "reach", "per_example_stop": "rates", "privacy_utility": "utility"}
+NEEDS_TABLE = {
+    "rates": "rates",
+    "reach": "reach",
+    "per_example_stop": "rates",
+    "privacy_utility": "utility",
+    "efficiency": "efficiency",
+}
 
 
 def default_names(tables: Tables, task: str = "image") -> list[str]:
@@ -132,12 +141,24 @@ def figures(
     utility_table: str | None = None,
     tuning_table: str | None = None,
     labels: Mapping[str, str] | None = None,
+    efficiency_table: str | None = None,
 ) -> list[str]:
     """Draw the figures ``names`` (default: ``default_names``) from the tables into ``out_dir``
     as <name>.png and <name>.pdf; returns the names drawn. Methods are named by ``labels`` (method
     entry -> display name) where given, else by the registry's names. When the study is
     uninformative (umia.report.verdict.warning) every figure carries the warning."""
-    t = Tables(summary, per_example, roc_table, examples, rates_table, reach_table, task, utility_table, tuning_table)
+    t = Tables(
+        summary,
+        per_example,
+        roc_table,
+        examples,
+        rates_table,
+        reach_table,
+        task,
+        utility_table,
+        tuning_table,
+        efficiency_table,
+    )
     names = default_names(t, task) if names is None else list(names)
     unknown = [n for n in names if n not in DRAW]
     if unknown:

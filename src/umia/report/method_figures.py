@@ -9,11 +9,13 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from umia import registry
 from umia.report import findings
 from umia.report.findings import method_order
 from umia.report.style import (
     STOP_BASE,
     STOP_METHOD,
+    attack_label,
     below,
     grid,
     method_colours,
@@ -178,4 +180,34 @@ def privacy_utility(
         labels.append("tuning grid (tuning models; ringed: picked)")
     fig.legend(handles, labels, loc="lower center", ncol=min(6, len(labels)), fontsize=8, bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
+    save(fig, stem)
+
+
+def efficiency(table: pd.DataFrame, stem: str, order: Sequence[str] = ()) -> None:
+    """Each attack's accuracy against the number of shadow models it is fit on (log scale), one
+    panel a method: the mean over random subsets with their 2.5-97.5% range, and the full study's
+    accuracy at the right end (a dot)."""
+    methods = method_order(order or table["method"].tolist())
+    methods = [m for m in methods if m in set(table["method"])]
+    fig, axes = grid(len(methods), size=(3.0, 2.8), sharex=True, sharey=True)
+    for ax, m in zip(axes, methods, strict=True):
+        for a in [a for a in registry.ATTACKS if a in set(table["attack"])]:
+            rows = table[(table["method"] == m) & (table["attack"] == a)].sort_values("n_shadow")
+            part, full = rows[~rows["full"]], rows[rows["full"]]
+            colour = registry.ATTACKS[a].colour
+            if len(part):
+                ax.plot(part["n_shadow"], part["accuracy"], color=colour, lw=1.3, marker=".", label=attack_label(a))
+                ax.fill_between(
+                    part["n_shadow"], part["accuracy_low"], part["accuracy_high"], color=colour, alpha=0.15, lw=0
+                )
+            if len(full):
+                label = None if len(part) else attack_label(a)
+                ax.plot(full["n_shadow"], full["accuracy"], color=colour, marker="o", ls="", ms=4, label=label)
+        ax.axhline(0.5, color="k", ls="--", lw=0.8, label="chance")
+        ax.set_xscale("log", base=2)
+        ax.set_title(method_label(m))
+        ax.set_xlabel("shadow models")
+        ax.set_ylabel("attack accuracy")
+    fig.tight_layout()
+    below(fig, axes[0], fontsize=7)
     save(fig, stem)

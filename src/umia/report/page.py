@@ -155,6 +155,42 @@ def _tuning_part(tuning: pd.DataFrame, colours: Mapping[str, str]) -> list[str]:
     ]
 
 
+def efficiency_sentences(table: pd.DataFrame) -> list[str]:
+    """One sentence per attack fit on shadow models: from how many models its controls hold, and
+    from how many it keeps 90% of the full study's advantage over chance, over the methods."""
+    out = []
+    full = int(table["n_shadow"].max()) if len(table) else 0
+    for name, rows in table.groupby("attack", sort=False):
+        if not (~rows["full"]).any():
+            continue  # fit on the target itself (the population loss attack): no shadow model
+        held = rows["controls_hold_from"].iloc[0]
+        keeps = rows.loc[~rows["method"].isin(["none", "retrain"]), "keeps_90pct_from"]
+        if held == held:  # not NaN
+            held_text = f"its controls hold from {int(held)} shadow models"
+        else:
+            held_text = "its controls do not hold at any size tried"
+        if keeps.notna().all() and len(keeps):
+            keep_text = (
+                f"it keeps 90% of its advantage over chance with {int(keeps.max())} (every method; {full}: the study)"
+            )
+        elif keeps.notna().any():
+            some = f"{int(keeps.min())} to {int(keeps.max())}"
+            keep_text = f"it keeps 90% of its advantage with {some} for some methods, below {full} not for the others"
+        else:
+            keep_text = f"below {full} it keeps 90% of its advantage for no method"
+        out.append(f"{attack_label(name)}: {held_text}; {keep_text}.")
+    return out
+
+
+def _efficiency_part(table: pd.DataFrame) -> list[str]:
+    return [
+        "<h2>How many models the study needs</h2><p>Every attack refit on random subsets of the shadow "
+        "models (<code>tables/efficiency.csv</code>, the <code>efficiency</code> figure).</p><ul>",
+        *[f"<li>{html.escape(t)}</li>" for t in efficiency_sentences(table)],
+        "</ul>",
+    ]
+
+
 def _grid(summary: pd.DataFrame) -> float:
     """The summary's ``challenge_thresholds`` (nan in tables written before it)."""
     col = summary.get("challenge_thresholds")
@@ -172,6 +208,7 @@ def summary_page(
     n_candidates: int | None = None,
     utility: str | None = None,
     tuning: str | None = None,
+    efficiency: str | None = None,
 ) -> None:
     s = pd.read_csv(summary)
     f = pd.read_csv(findings)
@@ -215,6 +252,7 @@ def summary_page(
         _table(summary_rows(s), colours),
         *(_utility_part(pd.read_csv(utility), colours, _grid(s)) if utility else []),
         *(_tuning_part(pd.read_csv(tuning), colours) if tuning else []),
+        *(_efficiency_part(pd.read_csv(efficiency)) if efficiency else []),
         "<h2>Findings</h2><p>Shares of forget examples whose per-example U-LiRA accuracy rose above the one on "
         "the originals (worse) or fell (better) by more than two standard errors of the two accuracies, and "
         "the share that rose at all (<code>_any</code>); the same for the retained examples' LiRA accuracy, "

@@ -192,7 +192,7 @@ def plan(results: str | Path, config: Mapping) -> str:
     unlearn = sum(s.total for s in found if "unlearn" in s.name)
     done = sum(s.done for s in found)
     line = (
-        f"umia: study {config['experiment']}: {train} models to train, {unlearn} unlearnings, "
+        f"umia study {config['experiment']}: {train} models to train, {unlearn} unlearnings, "
         f"{train + unlearn} models to score; {done} done"
     )
     per = {
