@@ -14,6 +14,7 @@ import inspect
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.integrate import quad
 from scipy.stats import gamma, norm
@@ -830,3 +831,35 @@ def test_an_attacker_fit_on_shadow_models_scores_a_model_from_outside():
 def test_gaussian_lrt_refuses_an_unknown_mode():
     with pytest.raises(ValueError, match="unknown mode 'online2'; known: online, offline, fixed, population"):
         A.GaussianLRT("online2")
+
+
+def test_the_loss_attacks_null_is_its_small_sample_level():
+    """Few examples a model (20 forget examples, 2 a class) and nothing to find: cross-validation
+    puts the loss attack below 0.5 (a held-out example's class is the one its training folds
+    lack), and its permuted-label null sits there too, within a few points; with a strong signal
+    the null stays near that level while the attack rises."""
+    nulls, accs = [], []
+    for seed in range(10):
+        t = population_loss(*_loss_data(seed, shift=0.0, c=40, n=16, n_test=40), cv_folds=5, seed=seed)
+        accs.append(summarize(*t.flat(), t.threshold)["accuracy"])
+        nulls.append(summarize(*t.null[:2], t.threshold)["accuracy"])
+    assert np.mean(accs) < 0.5 and np.mean(nulls) < 0.5  # the bias, in both
+    assert abs(np.mean(accs) - np.mean(nulls)) < 0.02
+    strong = population_loss(*_loss_data(0, shift=3.0, c=40, n=16, n_test=40), cv_folds=5, seed=0)
+    assert summarize(*strong.flat(), strong.threshold)["accuracy"] > 0.8
+    assert summarize(*strong.null[:2], strong.threshold)["accuracy"] < 0.55
+
+
+def test_the_retrain_control_of_the_loss_attack_is_judged_against_its_null():
+    from umia.report.verdict import controls
+
+    def row(acc, lo, hi, null):
+        return {"method": "retrain", "attack": "population_loss", "accuracy": acc, "accuracy_ci_low": lo,
+                "accuracy_ci_high": hi, "null_accuracy": null}  # fmt: skip
+
+    ((ok, line),) = controls(pd.DataFrame([row(0.452, 0.439, 0.461, 0.45)]))
+    assert ok and line.endswith(
+        "accuracy 0.452 [0.439, 0.461] (should be at its null, 0.450: the same test on permuted labels)"
+    )
+    assert not controls(pd.DataFrame([row(0.452, 0.439, 0.461, float("nan"))]))[0][0]  # against 0.5: fails
+    assert not controls(pd.DataFrame([row(0.62, 0.6, 0.64, 0.45)]))[0][0]  # above its null: the attack sees something

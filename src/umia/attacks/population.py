@@ -13,23 +13,13 @@ from umia.attacks.evidence import Evidence
 from umia.attacks.trials import Trials, cross_fit
 
 
-def population_loss(x: Evidence) -> Trials:
-    """The population loss U-MIA of the unlearning literature (SCRUB; NeurIPS 2023 challenge).
-
-    For each unlearned model i: a logistic regression on the loss of its forget examples (label 1)
-    against the loss of test examples of the same classes (label 0), class-balanced by sampling,
-    cross-validated; every prediction is made by a model that did not see that example. It is fit
-    on the target model itself (no shadow models), so fitting and scoring are one step here.
-
-    Reads ``loss_in`` (c, N), ``is_in`` (c, N), ``candidate_labels`` (c,), ``loss_test``
-    (n_test, N), ``test_labels`` (n_test,), ``loss_cv_folds`` and ``seed``. The trials are the
-    forget examples (IN only), scored by the held-out probability of "forgotten" minus 0.5;
-    ``pooled`` holds every held-out prediction (forget and test examples) for the summary metrics.
-    """
+def _loss_trials(x: Evidence, rng: np.random.Generator, permute: bool):
+    """The loss attack's held-out predictions, model by model: (score (c, N), [(y, proba - 0.5,
+    model id) per model]); with ``permute``, each model's forget/test labels shuffled first (the
+    attack's null: the same procedure where there is nothing to find)."""
     loss_forget, is_in, forget_labels = x.loss_in, x.is_in, x.candidate_labels
     loss_test, test_labels = x.loss_test, x.test_labels
     c, n = is_in.shape
-    rng = np.random.default_rng(x.seed)
     score = np.full((c, n), np.nan)
     preds = []  # (y_true, proba) per model, both classes, for the summary metrics
     for i in range(n):
@@ -46,20 +36,46 @@ def population_loss(x: Evidence) -> Trials:
         pos, neg = np.concatenate(pos), np.concatenate(neg)
         feats = np.concatenate([loss_forget[pos, i], loss_test[neg, i]])
         y = np.r_[np.ones(len(pos), bool), np.zeros(len(neg), bool)]
+        if permute:
+            y = rng.permutation(y)
         folds = min(x.loss_cv_folds, len(pos))
         if folds < 2:
             continue
         feat = np.log(np.clip(np.nan_to_num(feats, nan=np.inf), 1e-12, 1e12))[:, None]  # log-loss spreads the tail
         cv = StratifiedKFold(folds, shuffle=True, random_state=int(rng.integers(2**31)))
         proba = cross_val_predict(LogisticRegression(), feat, y, cv=cv, method="predict_proba")[:, 1]
-        score[pos, i] = proba[: len(pos)] - 0.5
+        if not permute:
+            score[pos, i] = proba[: len(pos)] - 0.5
         preds.append((y, proba - 0.5, np.full(len(y), i)))
-    pooled = (
+    flat = (
         tuple(np.concatenate([p[k] for p in preds]) for k in range(3))
         if preds
         else (np.zeros(0, bool), np.zeros(0), np.zeros(0, int))
     )
-    return Trials(score, is_in, is_in & np.isfinite(score), pooled=pooled, examples=x.candidates)
+    return score, flat
+
+
+def population_loss(x: Evidence) -> Trials:
+    """The population loss U-MIA of the unlearning literature (SCRUB; NeurIPS 2023 challenge).
+
+    For each unlearned model i: a logistic regression on the loss of its forget examples (label 1)
+    against the loss of test examples of the same classes (label 0), class-balanced by sampling,
+    cross-validated; every prediction is made by a model that did not see that example. It is fit
+    on the target model itself (no shadow models), so fitting and scoring are one step here.
+
+    Reads ``loss_in`` (c, N), ``is_in`` (c, N), ``candidate_labels`` (c,), ``loss_test``
+    (n_test, N), ``test_labels`` (n_test,), ``loss_cv_folds`` and ``seed``. The trials are the
+    forget examples (IN only), scored by the held-out probability of "forgotten" minus 0.5;
+    ``pooled`` holds every held-out prediction (forget and test examples) for the summary metrics.
+    Cross-validation on a few dozen examples a model falls below 0.5 where there is nothing to
+    find (a held-out example's own class is the one the training folds lack), so ``null`` holds
+    the same procedure on permuted labels (its own random stream): the level the controls are
+    judged against.
+    """
+    score, pooled = _loss_trials(x, np.random.default_rng(x.seed), permute=False)
+    _, null = _loss_trials(x, np.random.default_rng([x.seed, 1]), permute=True)
+    is_in = x.is_in
+    return Trials(score, is_in, is_in & np.isfinite(score), pooled=pooled, examples=x.candidates, null=null)
 
 
 def best_threshold(pos: np.ndarray, neg: np.ndarray) -> float:

@@ -62,6 +62,9 @@ SUMMARY_COLUMNS = [
     "n_trials",
     "n_nonfinite",
     "diverged_models",
+    "null_accuracy",
+    "null_accuracy_ci_low",
+    "null_accuracy_ci_high",
 ]
 BOOTSTRAP_TRIALS = 200_000  # the intervals resample models; trials past this are subsampled
 Z_POPULATION = 5_000  # U-RMIA's population: test examples spread evenly over the test split
@@ -90,6 +93,12 @@ def _row(t: Trials, n_boot: int, seed: int, eps: np.ndarray, eps_single: np.ndar
     row["epsilon_single_threshold_median"] = _median(eps_single)
     row["forget_score"] = challenge.forget_score(eps, population_size(t)) if np.isfinite(eps).any() else np.nan
     row["score"] = row["forget_score"] * ratio
+    row["null_accuracy"] = row["null_accuracy_ci_low"] = row["null_accuracy_ci_high"] = np.nan
+    if t.null is not None:  # the attack's own chance level (the loss attack's cross-validation)
+        labels, score, models = t.null
+        row["null_accuracy"] = summarize(labels, score, t.threshold)["accuracy"]
+        lo, hi = bootstrap(labels, score, models, t.threshold, n_boot, seed)["accuracy"]
+        row["null_accuracy_ci_low"], row["null_accuracy_ci_high"] = lo, hi
     return row
 
 

@@ -27,6 +27,9 @@ class Trials:
     pooled: for attacks that also classify non-candidates (the loss attack's test examples), the
     flat (labels, scores, model ids) of every held-out prediction, which the summary uses instead.
     examples: (c,) the example ids of the rows (None: the rows are the forget candidates).
+    null: for an attack whose chance level is not 0.5 (the loss attack's cross-validation on small
+    samples falls below it), the flat (labels, scores, model ids) of the same attack on permuted
+    labels: its null, which the controls are judged against.
     """
 
     score: np.ndarray
@@ -35,6 +38,7 @@ class Trials:
     threshold: float = 0.0
     pooled: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     examples: np.ndarray | None = None
+    null: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     def flat(self) -> tuple[np.ndarray, np.ndarray]:
         """(labels, scores) of every trial, for the summary metrics."""

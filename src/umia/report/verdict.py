@@ -21,17 +21,19 @@ UNINFORMATIVE = (
 
 def controls(summary: pd.DataFrame) -> list[tuple[bool, str]]:
     """The two controls in words: every attack on the forget examples puts the retrain control at
-    chance; U-LiRA catches the none control (its interval's low end above chance + tolerance)."""
+    chance (at its own null, where the summary has one: the loss attack's permuted-label level);
+    U-LiRA catches the none control (its interval's low end above chance + tolerance)."""
     out = []
     retrain = summary[(summary["method"] == "retrain") & (summary["attack"] != "lira_retained")]
     for attack, r in retrain.set_index("attack").iterrows():
-        ok = r["accuracy_ci_low"] - CHANCE_TOLERANCE <= 0.5 <= r["accuracy_ci_high"] + CHANCE_TOLERANCE
-        out.append(
-            (
-                bool(ok),
-                f"retrain control: {attack_label(attack)} accuracy {ci(r, 'accuracy')} (should be at chance, 0.5)",
-            )
-        )
+        null = r.get("null_accuracy", float("nan"))
+        if null == null:  # the attack's own null (the loss attack's cross-validation sits below 0.5)
+            ok = r["accuracy_ci_low"] - CHANCE_TOLERANCE <= null <= r["accuracy_ci_high"] + CHANCE_TOLERANCE
+            should = f"should be at its null, {fmt(null)}: the same test on permuted labels"
+        else:
+            ok = r["accuracy_ci_low"] - CHANCE_TOLERANCE <= 0.5 <= r["accuracy_ci_high"] + CHANCE_TOLERANCE
+            should = "should be at chance, 0.5"
+        out.append((bool(ok), f"retrain control: {attack_label(attack)} accuracy {ci(r, 'accuracy')} ({should})"))
     none = summary[(summary["method"] == "none") & (summary["attack"] == "ulira")]
     if len(none):
         r = none.iloc[0]
