@@ -91,3 +91,44 @@ def test_the_default_sizes_and_a_study_too_small_for_a_subset():
     assert E.sizes(32, 4) == [2, 4, 8, 16] and E.sizes(32, 4, [8, 4, 8]) == [4, 8]
     with pytest.raises(E.EfficiencyError, match="leaves 0 shadow models a fold, too few for a single subset"):
         E.sizes(2, 1)
+
+
+def test_the_report_says_it_in_a_sentence_per_attack():
+    from umia.report.page import efficiency_sentences
+
+    def rows(attack, method, accs, held, keeps):
+        return [
+            {
+                "method": method,
+                "attack": attack,
+                "n_shadow": n,
+                "full": n == 8,
+                "accuracy": a,
+                "controls_hold_from": held,
+                "keeps_90pct_from": keeps,
+            }  # fmt: skip
+            for n, a in zip((2, 4, 8), accs, strict=True)
+        ]
+
+    table = pd.DataFrame(
+        rows("ulira", "none", [0.6, 0.65, 0.7], 4, np.nan)
+        + rows("ulira", "x", [0.55, 0.6, 0.62], 4, 4)
+        + rows("population_gaussian", "none", [0.5, 0.5, 0.51], np.nan, np.nan)
+        + [
+            {
+                "method": "x",
+                "attack": "population_loss",
+                "n_shadow": 8,
+                "full": True,
+                "accuracy": 0.5,
+                "controls_hold_from": np.nan,
+                "keeps_90pct_from": np.nan,
+            }
+        ]  # fmt: skip
+    )
+    assert efficiency_sentences(table) == [
+        "U-LiRA (per-example): its controls hold from 4 shadow models; it keeps 90% of its advantage over chance "
+        "with 4 (every method; 8: the study).",
+        "population Gaussian: it does not catch the none control even with every model of the study; below 8 it "
+        "keeps 90% of its advantage for no method.",
+    ]  # the loss attack fits no shadow model: no sentence
