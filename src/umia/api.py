@@ -34,6 +34,7 @@ TABLES = {
     "rates": "tables/rates.parquet",
     "reach": "tables/reach.parquet",
     "tuning": "tables/tuning.csv",
+    "efficiency": "tables/efficiency.csv",
     "candidates": "plan/candidates.parquet",
     "membership": "plan/membership.parquet",
     "examples": "plan/examples.parquet",
@@ -92,7 +93,8 @@ class Study:
         return [n for n, p in TABLES.items() if (self.path / p).is_file()]
 
     def figures(self, out_dir: str | Path, names: list[str] | None = None) -> list[str]:
-        """Draw the study's figures (or ``names``) into ``out_dir`` from its tables; returns the names."""
+        """Draw the study's figures (or ``names``) into ``out_dir`` from its tables, methods named by
+        the config's ``labels``; returns the names."""
         from umia.report.figures import figures  # matplotlib: only when drawing
 
         dataset = (self.config or {}).get("dataset", {}).get("name")
@@ -111,6 +113,8 @@ class Study:
             task=kind,
             utility_table=paths["utility"],
             tuning_table=paths["tuning"],
+            efficiency_table=paths["efficiency"],
+            labels=(self.config or {}).get("labels"),
         )
 
 
